@@ -1,0 +1,30 @@
+"""The read side and the dataset contract: open a dataset at a version, commit, collect garbage."""
+
+from catalog.dataset import (
+    CommitConflict,
+    CommitRequest,
+    Dataset,
+    DatasetError,
+    config_hash,
+    new_run_id,
+    utc_now,
+)
+from catalog.exclusive import UnsupportedStoreError, create_exclusive
+from catalog.gc import GcResult, collect_garbage
+from catalog.storage import open_url, redact_url
+
+__all__ = [
+    "CommitConflict",
+    "CommitRequest",
+    "Dataset",
+    "DatasetError",
+    "GcResult",
+    "UnsupportedStoreError",
+    "collect_garbage",
+    "config_hash",
+    "create_exclusive",
+    "new_run_id",
+    "open_url",
+    "redact_url",
+    "utc_now",
+]

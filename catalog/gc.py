@@ -1,0 +1,95 @@
+"""Garbage collection: remove files that no committed version lists (crashed or failed runs)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from catalog.dataset import Dataset, utc_now
+from catalog.storage import join
+from schemas import manifest_name
+
+__all__ = ["GcResult", "collect_garbage"]
+
+log = logging.getLogger(__name__)
+
+# Where runs write. A file here that no version lists is an orphan.
+_RUN_DIRS = ("data", "rejects", "manifests")
+
+
+@dataclass(frozen=True)
+class GcResult:
+    """What ``collect_garbage`` did: paths (relative to the root) removed, and young orphans kept."""
+
+    removed: tuple[str, ...]
+    removed_bytes: int
+    kept_young: tuple[str, ...]
+
+
+def collect_garbage(
+    dataset: Dataset,
+    *,
+    min_age: timedelta = timedelta(hours=1),
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> GcResult:
+    """Remove every file under ``data/``, ``rejects/`` and ``manifests/`` that no version lists.
+
+    Files younger than ``min_age`` are kept: they may belong to a run still writing, whose
+    commit would otherwise fail (the commit checks its files exist, so it fails loudly, but the
+    run's work would be lost). Pass ``timedelta(0)`` when no run can be in flight.
+    """
+    now = now or utc_now()
+    referenced: set[str] = {"manifests/" + n for n in _manifest_names(dataset)}
+    for v in dataset.versions():
+        m = dataset.manifest(v)
+        referenced.update(f.path for f in m.files)
+        referenced.update(f.path for f in m.rejects)
+    fs, root = dataset.fs, dataset.root
+    fs.invalidate_cache()
+    removed: list[str] = []
+    young: list[str] = []
+    removed_bytes = 0
+    for top in _RUN_DIRS:
+        try:
+            found = fs.find(join(root, top), detail=True)
+        except FileNotFoundError:
+            continue
+        for path, info in sorted(found.items()):
+            rel = path[len(root) :].lstrip("/")
+            if rel in referenced or info.get("type") == "directory":
+                continue
+            if now - _mtime(info, now) < min_age:
+                young.append(rel)
+                continue
+            if not dry_run:
+                fs.rm_file(path)
+            removed.append(rel)
+            removed_bytes += int(info.get("size") or 0)
+    if removed:
+        log.info("gc %s: removed %d orphan files", dataset.url, len(removed))
+    return GcResult(tuple(removed), removed_bytes, tuple(young))
+
+
+def _manifest_names(dataset: Dataset) -> list[str]:
+    return [manifest_name(v) for v in dataset.versions()]
+
+
+def _mtime(info: dict, default: datetime) -> datetime:
+    # Each fsspec backend names it differently: local "mtime" (epoch), memory "created",
+    # s3 "LastModified" (datetime).
+    for key in ("mtime", "LastModified", "last_modified", "created", "updated"):
+        value = info.get(key)
+        if value is None:
+            continue
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        if isinstance(value, int | float):
+            return datetime.fromtimestamp(value, tz=timezone.utc)
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+    return default

@@ -1,0 +1,41 @@
+"""Arrow schemas of every dataset kind, the dataset manifest format, and validation."""
+
+from schemas.kinds import CLIPS, KINDS, POSTS, TOKENS, KindSpec, kind_spec
+from schemas.manifest import (
+    FORMAT_VERSION,
+    OPERATIONS,
+    DatasetInfo,
+    FileEntry,
+    Manifest,
+    ManifestError,
+    SourceEntry,
+    check_relative_path,
+    manifest_name,
+    parse_manifest_name,
+)
+from schemas.rejects import MAX_PAYLOAD_BYTES, REJECTS_SCHEMA, reject_table
+from schemas.validate import SchemaError, conform_table
+
+__all__ = [
+    "CLIPS",
+    "FORMAT_VERSION",
+    "KINDS",
+    "MAX_PAYLOAD_BYTES",
+    "OPERATIONS",
+    "POSTS",
+    "REJECTS_SCHEMA",
+    "TOKENS",
+    "DatasetInfo",
+    "FileEntry",
+    "KindSpec",
+    "Manifest",
+    "ManifestError",
+    "SchemaError",
+    "SourceEntry",
+    "check_relative_path",
+    "conform_table",
+    "kind_spec",
+    "manifest_name",
+    "parse_manifest_name",
+    "reject_table",
+]

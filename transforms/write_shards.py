@@ -1,0 +1,308 @@
+"""``WriteShards``: validate, write zstd Parquet shards and rejects, and commit once per run."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam import pvalue
+
+from catalog import CommitRequest, Dataset
+from catalog.storage import open_url
+from schemas import REJECTS_SCHEMA, SourceEntry, conform_table, kind_spec, reject_table
+from transforms.parquet_writer import RollingParquetWriter, WrittenFile
+from transforms.partitioning import partition_dir, split_partitions, writer_bucket
+from transforms.run_report import RunReport, SumTallies
+
+__all__ = ["WriteShards", "failed_report_path"]
+
+_MiB = 1 << 20
+
+
+def failed_report_path(run_id: str) -> str:
+    """Where a run that exceeded its reject rate leaves its report (relative to the root)."""
+    return f"rejects/{run_id}.report.json"
+
+
+def _file_name(run_id: str, writer: int, writers: int):
+    # Writer w of W numbers its files w, w+W, w+2W...: unique in the directory, no coordination.
+    return lambda seq: f"{run_id}-{seq * writers + writer:05d}.parquet"
+
+
+class _WriteGroupFn(beam.DoFn):
+    """Writes one group of tables (one partition x writer) as rolling Parquet files."""
+
+    def __init__(self, url, storage_options, schema, run_id, writers, target, rg_rows, rg_bytes,
+                 sort_by, rejects):  # fmt: skip
+        self._url = url
+        self._storage_options = storage_options
+        self._schema = schema
+        self._run_id = run_id
+        self._writers = writers
+        self._target = target
+        self._rg_rows = rg_rows
+        self._rg_bytes = rg_bytes
+        self._sort_by = sort_by
+        self._rejects = rejects
+
+    def setup(self):
+        self._fs, self._root = open_url(self._url, self._storage_options)
+
+    def process(self, element):
+        (dt, writer), tables = element
+        directory = "rejects" if self._rejects else partition_dir(dt)
+        out = RollingParquetWriter(
+            self._fs,
+            self._root,
+            directory,
+            _file_name(self._run_id, writer, self._writers),
+            self._schema,
+            target_file_bytes=self._target,
+            row_group_rows=self._rg_rows,
+            row_group_bytes=self._rg_bytes,
+            sort_by=self._sort_by,
+        )
+        reasons: Counter = Counter()
+        for table in tables:
+            if self._rejects:
+                reasons.update(table.column("reason").to_pylist())
+            out.write(table)
+        for entry in out.close():
+            yield WrittenFile(entry, tuple(sorted(reasons.items())) if self._rejects else ())
+            reasons = Counter()  # a group's reasons are reported once, with its first file
+
+
+def _as_rejects(element: Any, run_id: str) -> pa.Table:
+    if isinstance(element, pa.Table | pa.RecordBatch):
+        table = conform_table(element, REJECTS_SCHEMA)
+        if table.column("run_id").to_pylist() != [run_id] * table.num_rows:
+            ids = pa.array([run_id] * table.num_rows, pa.string())
+            table = table.set_column(table.schema.get_field_index("run_id"), "run_id", ids)
+        return table
+    if isinstance(element, Mapping):
+        return reject_table([element], run_id=run_id)
+    raise TypeError(f"a reject must be a dict or an Arrow table, got {type(element).__name__}")
+
+
+def _commit(_, data_files, reject_files, tallies, *, url, storage_options, kind, run_id,
+            operation, remove, sources, config, properties, base_version,
+            max_reject_rate):  # fmt: skip
+    ds = Dataset.open(url, storage_options=storage_options)
+    carried = tallies.get("carried", 0)
+    report = RunReport(run_id=run_id, dataset=ds.url, kind=kind)
+    report.records_written = sum(f.entry.rows for f in data_files) - carried
+    report.records_rejected = sum(f.entry.rows for f in reject_files)
+    report.records_deduplicated = tallies.get("deduplicated", 0)
+    report.records_deleted = tallies.get("deleted", 0)
+    report.skipped_by_reason = {
+        k.split(":", 1)[1]: v for k, v in sorted(tallies.items()) if k.startswith("skipped:")
+    }
+    reasons: Counter = Counter()
+    for f in reject_files:
+        reasons.update(dict(f.reasons))
+    report.rejects_by_reason = dict(sorted(reasons.items()))
+    # A writer-only pipeline (no tallies) read exactly what it wrote or rejected.
+    report.records_in = tallies.get("records_in", report.accounted)
+    report.files_written = len(data_files)
+    report.bytes_written = sum(f.entry.bytes for f in data_files)
+    report.reject_files = sorted(f.entry.path for f in reject_files)
+    report.check_nothing_lost()
+
+    if report.reject_rate > max_reject_rate:
+        report.status = "failed"
+        report.message = (
+            f"{report.records_rejected} of {report.records_in} records rejected "
+            f"({report.reject_rate:.2%} > --max-reject-rate {max_reject_rate:.2%}); "
+            f"nothing committed"
+        )
+        with ds.fs.open(ds.path(failed_report_path(run_id)), "wb") as f:
+            f.write(json.dumps(report.to_dict(), indent=1).encode())
+        yield report.to_dict()
+        return
+    if not (data_files or reject_files or remove or sources):
+        report.status = "nothing-new"
+        yield report.to_dict()
+        return
+    report.status = "committed"
+    report.version = None  # known only once the commit wins a version number
+    manifest = ds.commit(
+        CommitRequest(
+            run_id=run_id,
+            operation=operation,
+            add=sorted((f.entry for f in data_files), key=lambda e: e.path),
+            remove=tuple(remove),
+            rejects=sorted((f.entry for f in reject_files), key=lambda e: e.path),
+            sources=tuple(sources),
+            report=report.to_dict(),
+            config=dict(config),
+            properties=dict(properties),
+            base_version=base_version,
+        )
+    )
+    report.version = manifest.version
+    yield report.to_dict()
+
+
+class WriteShards(beam.PTransform):
+    """Write Arrow tables of one kind as a new version of a dataset: data, rejects, one commit.
+
+    The input is a PCollection of ``pyarrow.Table``/``RecordBatch`` of the dataset's kind, or a
+    dict of PCollections: ``{"data": tables, "rejects": rejects, "tallies": tallies}`` where
+    rejects are dicts or tables with the columns of ``schemas.REJECTS_SCHEMA`` and tallies are
+    ``transforms.tally(...)`` dicts. Every table is checked against the kind's schema (a mismatch
+    fails the run, naming the column). Rows are split into hive ``dt=`` partitions when the kind
+    has one, written as zstd Parquet files of about ``target_file_bytes`` named
+    ``<run_id>-<nnnnn>.parquet``, and committed as one manifest version once everything is
+    written. The output is a PCollection holding the run report as one dict (``status``
+    ``committed``, ``nothing-new`` or ``failed``).
+
+    Example::
+
+        with beam.Pipeline() as p:
+            tables = p | beam.Create([posts_table])
+            tables | WriteShards("/data/posts", "posts", run_id=new_run_id())
+
+    Args:
+        dataset: dataset URL (created if absent).
+        kind: ``posts``, ``clips`` or ``tokens``.
+        run_id: the run's id (``catalog.new_run_id()``); in every file name and the manifest.
+        storage_options: fsspec options for ``dataset`` (never stored).
+        operation: ``append`` (default), ``overwrite`` or ``delete`` (with ``remove``).
+        remove: live files this run replaces (``delete``).
+        sources: the sources this run consumed, recorded for incremental runs.
+        config: the run's options, stored in the manifest with their hash (no credentials).
+        properties: kind-specific manifest facts (tokens: tokenizer, seq_len, ...).
+        base_version: the version the run read (default: latest at construction).
+        target_file_bytes: close a data file once it reaches this size (default 256 MiB).
+        writers_per_partition: parallel writers per ``dt`` partition (default 1).
+        max_reject_rate: fail without committing above this fraction of rejects (default 0.01).
+    """
+
+    def __init__(
+        self,
+        dataset: str,
+        kind: str,
+        *,
+        run_id: str,
+        storage_options: Mapping[str, Any] | None = None,
+        operation: str = "append",
+        remove: Sequence[str] = (),
+        sources: Sequence[SourceEntry] = (),
+        config: Mapping[str, Any] | None = None,
+        properties: Mapping[str, Any] | None = None,
+        base_version: int | None = None,
+        target_file_bytes: int = 256 * _MiB,
+        writers_per_partition: int = 1,
+        max_reject_rate: float = 0.01,
+    ):
+        super().__init__()
+        self._spec = kind_spec(kind)
+        if operation not in ("append", "overwrite", "delete"):
+            raise ValueError(f"operation={operation!r}: expected append, overwrite or delete")
+        if target_file_bytes < 1:
+            raise ValueError(f"target_file_bytes={target_file_bytes}: expected a positive size")
+        if writers_per_partition < 1:
+            raise ValueError(f"writers_per_partition={writers_per_partition}: expected >= 1")
+        if not 0 <= max_reject_rate <= 1:
+            raise ValueError(f"max_reject_rate={max_reject_rate}: expected a fraction in [0, 1]")
+        self._url = dataset
+        self._run_id = run_id
+        self._storage_options = dict(storage_options or {})
+        self._operation = operation
+        self._remove = tuple(remove)
+        self._sources = tuple(sources)
+        self._config = dict(config or {})
+        self._properties = dict(properties or {})
+        self._target = target_file_bytes
+        self._writers = writers_per_partition
+        self._max_reject_rate = max_reject_rate
+        # Created (or checked) now, on the machine that builds the pipeline: a wrong kind fails
+        # before any worker starts.
+        ds = Dataset.create(dataset, self._spec, storage_options=self._storage_options)
+        self._base_version = ds.latest_version() if base_version is None else base_version
+
+    def expand(self, inputs):
+        if isinstance(inputs, pvalue.PCollection):
+            inputs = {"data": inputs}
+        unknown = set(inputs) - {"data", "rejects", "tallies"}
+        if unknown:
+            raise ValueError(f"WriteShards inputs {sorted(unknown)}: expected data/rejects/tallies")
+        data = inputs["data"]
+        p = data.pipeline
+        spec, writers = self._spec, self._writers
+
+        def keyed(table):
+            table = conform_table(table, spec)
+            for dt, rows in split_partitions(table, spec):
+                yield (dt, writer_bucket(rows, spec.key, writers)), rows
+
+        common = dict(url=self._url, storage_options=self._storage_options, run_id=self._run_id,
+                      target=self._target)  # fmt: skip
+        data_files = (
+            data
+            | "ConformAndPartition" >> beam.FlatMap(keyed)
+            | "GroupByShard" >> beam.GroupByKey()
+            | "WriteData"
+            >> beam.ParDo(
+                _WriteGroupFn(
+                    schema=spec.schema,
+                    writers=self._writers,
+                    rg_rows=spec.row_group_rows,
+                    rg_bytes=spec.row_group_bytes,
+                    sort_by=spec.sort_by,
+                    rejects=False,
+                    **common,
+                )
+            )
+        )
+        rejects = inputs.get("rejects")
+        if rejects is None:
+            rejects = p | "NoRejects" >> beam.Create([])
+        run_id = self._run_id
+        reject_files = (
+            rejects
+            | "AsRejectTables" >> beam.Map(lambda r: (("", 0), _as_rejects(r, run_id)))
+            | "GroupRejects" >> beam.GroupByKey()
+            | "WriteRejects"
+            >> beam.ParDo(
+                _WriteGroupFn(
+                    schema=REJECTS_SCHEMA,
+                    writers=1,
+                    rg_rows=100_000,
+                    rg_bytes=64 * _MiB,
+                    sort_by=(),
+                    rejects=True,
+                    **common,
+                )
+            )
+        )
+        tallies = inputs.get("tallies")
+        if tallies is None:
+            tallies = p | "NoTallies" >> beam.Create([])
+        total = tallies | "SumTallies" >> beam.CombineGlobally(SumTallies())
+        return (
+            p
+            | "CommitTrigger" >> beam.Create([None])
+            | "Commit"
+            >> beam.FlatMap(
+                _commit,
+                beam.pvalue.AsList(data_files),
+                beam.pvalue.AsList(reject_files),
+                beam.pvalue.AsSingleton(total),
+                url=self._url,
+                storage_options=self._storage_options,
+                kind=spec.name,
+                run_id=self._run_id,
+                operation=self._operation,
+                remove=self._remove,
+                sources=self._sources,
+                config=self._config,
+                properties=self._properties,
+                base_version=self._base_version,
+                max_reject_rate=self._max_reject_rate,
+            )
+        )
