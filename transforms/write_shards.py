@@ -36,8 +36,19 @@ def _file_name(run_id: str, writer: int, writers: int):
 class _WriteGroupFn(beam.DoFn):
     """Writes one group of tables (one partition x writer) as rolling Parquet files."""
 
-    def __init__(self, url, storage_options, schema, run_id, writers, target, rg_rows, rg_bytes,
-                 sort_by, rejects):  # fmt: skip
+    def __init__(
+        self,
+        url,
+        storage_options,
+        schema,
+        run_id,
+        writers,
+        target,
+        rg_rows,
+        rg_bytes,
+        sort_by,
+        rejects,
+    ):
         self._url = url
         self._storage_options = storage_options
         self._schema = schema
@@ -88,9 +99,24 @@ def _as_rejects(element: Any, run_id: str) -> pa.Table:
     raise TypeError(f"a reject must be a dict or an Arrow table, got {type(element).__name__}")
 
 
-def _commit(_, data_files, reject_files, tallies, *, url, storage_options, kind, run_id,
-            operation, remove, sources, config, properties, base_version,
-            max_reject_rate):  # fmt: skip
+def _commit(
+    _,
+    data_files,
+    reject_files,
+    tallies,
+    *,
+    url,
+    storage_options,
+    kind,
+    run_id,
+    operation,
+    remove,
+    sources,
+    config,
+    properties,
+    base_version,
+    max_reject_rate,
+):
     ds = Dataset.open(url, storage_options=storage_options)
     carried = tallies.get("carried", 0)
     report = RunReport(run_id=run_id, dataset=ds.url, kind=kind)
@@ -240,8 +266,12 @@ class WriteShards(beam.PTransform):
             for dt, rows in split_partitions(table, spec):
                 yield (dt, writer_bucket(rows, spec.key, writers)), rows
 
-        common = dict(url=self._url, storage_options=self._storage_options, run_id=self._run_id,
-                      target=self._target)  # fmt: skip
+        common = dict(
+            url=self._url,
+            storage_options=self._storage_options,
+            run_id=self._run_id,
+            target=self._target,
+        )
         data_files = (
             data
             | "ConformAndPartition" >> beam.FlatMap(keyed)

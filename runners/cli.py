@@ -1,0 +1,379 @@
+"""The ``shardsmith`` command line: one verb per job (DESIGN.md §6).
+
+User mistakes (a missing path, a bad flag value, a URL that holds no dataset) print one line and
+exit with status 2; a run that fails on its data exits with status 1 after its report.
+Heavy modules (Beam, PyAV) are imported inside the commands that need them, so ``--help`` and
+the catalog commands start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from runners.errors import UserError
+
+__all__ = ["build_parser", "main"]
+
+log = logging.getLogger("shardsmith")
+
+_DESCRIPTION = """\
+shardsmith turns fleet video and social post streams into training-ready Arrow/Parquet shard
+datasets. A dataset is a directory at any fsspec URL (a path, s3://bucket/x, memory://x) with
+one manifest per committed version; readers see exactly the files of a version."""
+
+_EPILOG = """\
+examples:
+  shardsmith demo ./demo                      generate both samples and show what was made
+  shardsmith sample fleet ./fleet --broken    synthetic dashcam sessions, some files damaged
+  shardsmith sample posts ./posts --seed 7    synthetic X API v2 pages, streams, deletes
+  shardsmith history s3://bucket/posts --storage-options '{"anon": false}'
+  shardsmith gc ./datasets/posts --min-age 0 --dry-run
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (what was wrong, where to look), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected WIDTHxHEIGHT, e.g. 320x240") from None
+    return w, h
+
+
+def _add_storage_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--storage-options",
+        metavar="JSON",
+        help="fsspec options for the dataset URL, as JSON or @file.json (credentials, "
+        "endpoint_url, ...); never written to manifests or logs",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (also used to render the README's command list)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ver = version("shardsmith")
+    except PackageNotFoundError:
+        ver = "unknown"
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = _Parser(
+        prog="shardsmith", description=_DESCRIPTION, epilog=_EPILOG, formatter_class=fmt
+    )
+    parser.add_argument("--version", action="version", version=f"shardsmith {ver}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    demo = sub.add_parser(
+        "demo",
+        help="generate both samples and show what shardsmith makes of them",
+        description="Generate a fleet sample and a post-stream sample under DIR/samples "
+        "(with a few broken inputs on purpose) and print what was made.",
+    )
+    demo.add_argument(
+        "dir",
+        nargs="?",
+        default="shardsmith-demo",
+        metavar="DIR",
+        help="where to write (default: %(default)s)",
+    )
+    demo.add_argument("--seed", type=int, default=0, help="sample seed (default: %(default)s)")
+
+    sample = sub.add_parser(
+        "sample",
+        help="generate synthetic inputs: fleet recordings or post streams",
+        description="Synthetic but realistic inputs, deterministic for a seed. DIR/_SAMPLE.json "
+        "records what was generated (tests compare pipeline output against it).",
+    )
+    kinds = sample.add_subparsers(dest="sample_kind", metavar="KIND", required=True)
+    fleet = kinds.add_parser(
+        "fleet",
+        help="multi-camera H.264 sessions (teslacam and generic layouts) with telemetry",
+        description="Dashcam sessions in both layouts: TeslaCam/{SavedClips,SentryClips,"
+        "RecentClips}/<event>/<ts>-<camera>.mp4 + event.json, and <vehicle>/<session>/"
+        "<camera>.mp4 + telemetry.{csv,jsonl,parquet}. Every frame shows its time since the "
+        "session start as a binary clock in its top band.",
+    )
+    fleet.add_argument("dir", metavar="DIR")
+    fleet.add_argument("--seed", type=int, default=0)
+    fleet.add_argument("--layout", choices=("teslacam", "generic", "both"), default="both")
+    fleet.add_argument("--vehicles", type=int, default=2, help="generic layout (default: 2)")
+    fleet.add_argument("--sessions", type=int, default=2, help="per vehicle (default: 2)")
+    fleet.add_argument("--events", type=int, default=3, help="teslacam events (default: 3)")
+    fleet.add_argument(
+        "--segments", type=int, default=2, help="teslacam files per camera and event (default: 2)"
+    )
+    fleet.add_argument("--cameras", type=int, default=4, help="1 to 4 (default: 4)")
+    fleet.add_argument(
+        "--duration", type=float, default=8.0, help="seconds per session / segment (default: 8)"
+    )
+    fleet.add_argument("--fps", type=float, default=10.0, help="frame rate (default: 10)")
+    fleet.add_argument(
+        "--size",
+        type=_size,
+        default=(320, 240),
+        metavar="WxH",
+        help="frame size (default: 320x240)",
+    )
+    fleet.add_argument("--gop", type=float, default=1.0, help="keyframe interval, s (default: 1)")
+    fleet.add_argument(
+        "--broken",
+        action="store_true",
+        help="also write truncated, empty and fake MP4s, a broken event.json "
+        "and a bad telemetry row",
+    )
+    posts = kinds.add_parser(
+        "posts",
+        help="X API v2 pages, filtered-stream lines, twarc2 tweets, plain posts, deletes",
+        description="JSONL post streams in every input form (plain, .gz and .zst), with "
+        "replies, quotes, reposts, edits, media, many languages, duplicates across files, "
+        "compliance deletes and a few malformed lines.",
+    )
+    posts.add_argument("dir", metavar="DIR")
+    posts.add_argument("--seed", type=int, default=0)
+    posts.add_argument("--users", type=int, default=30, help="accounts (default: 30)")
+    posts.add_argument("--posts", type=int, default=300, help="posts (default: 300)")
+    posts.add_argument("--days", type=int, default=5, help="time span (default: 5)")
+    posts.add_argument("--malformed", type=int, default=6, help="bad lines (default: 6)")
+
+    history = sub.add_parser(
+        "history",
+        help="list a dataset's versions",
+        description="Every committed version: operation, run, rows and files live, rows the "
+        "run added and rejected, time (UTC).",
+    )
+    history.add_argument("dataset", metavar="DATASET")
+    history.add_argument("--json", action="store_true", help="one JSON object per version")
+    _add_storage_options(history)
+
+    gc = sub.add_parser(
+        "gc",
+        help="remove files that no version references",
+        description="Remove data, reject and temporary files left by crashed or failed runs. "
+        "Files younger than --min-age are kept: they may belong to a run still writing.",
+    )
+    gc.add_argument("dataset", metavar="DATASET")
+    gc.add_argument(
+        "--min-age",
+        default="1h",
+        help="only remove orphans older than this (default: %(default)s; 0 = all)",
+    )
+    gc.add_argument("--dry-run", action="store_true", help="list what would be removed")
+    _add_storage_options(gc)
+    return parser
+
+
+def _cmd_sample(args) -> None:
+    from runners.console import human_bytes, print_table, progress
+
+    if args.sample_kind == "fleet":
+        from transforms.samples import FleetSampleConfig, generate_fleet_sample
+
+        cfg = _config(
+            FleetSampleConfig,
+            seed=args.seed,
+            layout=args.layout,
+            vehicles=args.vehicles,
+            sessions=args.sessions,
+            events=args.events,
+            segments=args.segments,
+            cameras=args.cameras,
+            duration_s=args.duration,
+            fps=args.fps,
+            width=args.size[0],
+            height=args.size[1],
+            gop_s=args.gop,
+            broken=args.broken,
+        )
+        with progress("encoding", None) as advance:
+            truth = generate_fleet_sample(args.dir, cfg, progress=advance)
+        _print_fleet(args.dir, truth, print_table, human_bytes)
+    else:
+        from transforms.samples import PostsSampleConfig, generate_posts_sample
+
+        cfg = _config(
+            PostsSampleConfig,
+            seed=args.seed,
+            users=args.users,
+            posts=args.posts,
+            days=args.days,
+            malformed=args.malformed,
+        )
+        truth = generate_posts_sample(args.dir, cfg)
+        _print_posts(args.dir, truth, print_table, human_bytes)
+
+
+def _config(cls, **kwargs):
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _print_fleet(directory, truth, print_table, human_bytes) -> None:
+    rows = []
+    for s in truth["sessions"]:
+        broken = [c["camera"] for c in s["cameras"] if c["broken"]]
+        rows.append(
+            (
+                s["layout"],
+                f"{s['vehicle_id'] or s.get('folder')}/{s['session_id']}",
+                s["start_utc"],
+                f"{s['duration_s']:g}s",
+                len({c["camera"] for c in s["cameras"]}),
+                sum(c["frames"] for c in s["cameras"]),
+                ", ".join(broken) or "-",
+            )
+        )
+    print_table(
+        f"fleet sample in {directory}",
+        ("layout", "session", "start (UTC)", "length", "cameras", "frames", "broken"),
+        rows,
+    )
+    print(
+        f"{truth['files']} files, {truth['frames']:,} frames, {human_bytes(truth['bytes'])}; "
+        f"{len(truth['broken'])} broken inputs on purpose"
+    )
+
+
+def _print_posts(directory, truth, print_table, human_bytes) -> None:
+    rows = [(name, f["lines"], human_bytes(f["bytes"])) for name, f in truth["files"].items()]
+    print_table(f"post sample in {directory}", ("file", "lines", "size"), rows)
+    print(
+        f"{len(truth['post_ids'])} posts ({len(truth['expected_post_ids'])} expected after "
+        f"{len(truth['edited'])} edits and {len(truth['deleted_ids'])} compliance deletes), "
+        f"{len(truth['duplicated_ids'])} repeated across files, {len(truth['malformed'])} "
+        f"malformed lines, {len(truth['langs'])} languages"
+    )
+
+
+def _cmd_demo(args) -> None:
+    from pipelines.demo import run_demo
+    from runners.console import human_bytes, print_table, progress
+
+    with progress("generating samples", None) as advance:
+        truths = run_demo(args.dir, seed=args.seed, progress=advance)
+    _print_fleet(
+        os.path.join(args.dir, "samples", "fleet"), truths["fleet"], print_table, human_bytes
+    )
+    print()
+    _print_posts(
+        os.path.join(args.dir, "samples", "posts"), truths["posts"], print_table, human_bytes
+    )
+
+
+def _cmd_history(args) -> None:
+    from catalog import Dataset
+    from runners.console import human_bytes, print_table
+    from runners.options import parse_storage_options
+
+    ds = Dataset.open(args.dataset, storage_options=parse_storage_options(args.storage_options))
+    manifests = [ds.manifest(v) for v in ds.versions()]
+    if args.json:
+        for m in manifests:
+            print(
+                json.dumps(
+                    {
+                        "version": m.version,
+                        "operation": m.operation,
+                        "run_id": m.run_id,
+                        "created_at": m.created_at,
+                        "rows": m.rows,
+                        "files": len(m.files),
+                        "bytes": m.bytes,
+                        "report": m.report,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        return
+    rows = [
+        (
+            m.version,
+            m.created_at,
+            m.operation,
+            m.run_id,
+            f"{m.rows:,}",
+            len(m.files),
+            human_bytes(m.bytes),
+            f"{m.report.get('records_written', 0):,}",
+            f"{m.report.get('records_rejected', 0):,}",
+        )
+        for m in manifests
+    ]
+    print_table(
+        f"{ds.kind} dataset {ds.url}",
+        ("version", "created (UTC)", "op", "run", "rows", "files", "size", "+rows", "rejects"),
+        rows,
+    )
+    if not manifests:
+        print("no versions committed yet")
+
+
+def _cmd_gc(args) -> None:
+    from catalog import Dataset, collect_garbage
+    from runners.console import human_bytes
+    from runners.durations import parse_duration
+    from runners.options import parse_storage_options
+
+    min_age = parse_duration(args.min_age, "--min-age")
+    ds = Dataset.open(args.dataset, storage_options=parse_storage_options(args.storage_options))
+    result = collect_garbage(ds, min_age=min_age, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for path in result.removed:
+        print(f"{verb} {path}")
+    print(f"{verb} {len(result.removed)} orphan files ({human_bytes(result.removed_bytes)})")
+    if result.kept_young:
+        print(
+            f"kept {len(result.kept_young)} orphan files younger than {args.min_age} "
+            f"(a run may still be writing them; --min-age 0 removes them)"
+        )
+
+
+_COMMANDS = {"demo": _cmd_demo, "sample": _cmd_sample, "history": _cmd_history, "gc": _cmd_gc}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``shardsmith`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from catalog import CommitConflict, DatasetError
+    from schemas import ManifestError
+
+    try:
+        _COMMANDS[args.command](args)
+    except (UserError, DatasetError, ManifestError) as exc:
+        print(f"shardsmith: error: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(
+            f"shardsmith: error: {exc.filename or exc}: no such file or directory", file=sys.stderr
+        )
+        return 2
+    except CommitConflict as exc:
+        print(f"shardsmith: commit failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("shardsmith: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Running a write pipeline and reading back what it did."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from catalog import Dataset
+from transforms.run_report import RunReport
+from transforms.write_shards import failed_report_path
+
+__all__ = ["RunFailed", "run_outcome", "run_pipeline"]
+
+log = logging.getLogger(__name__)
+
+
+class RunFailed(RuntimeError):
+    """The run finished but committed nothing (too many rejects); ``report`` says why."""
+
+    def __init__(self, report: RunReport):
+        super().__init__(report.message)
+        self.report = report
+
+
+def run_pipeline(
+    build: Callable[[Any], Any],
+    options,
+    *,
+    dataset: str,
+    run_id: str,
+    base_version: int,
+    storage_options: Mapping[str, Any] | None = None,
+) -> RunReport:
+    """Build the pipeline with ``build(pipeline)``, run it to the end, and return its report.
+
+    Raises ``RunFailed`` (with the report) when the run rejected too much to commit.
+    """
+    import apache_beam as beam
+
+    started = time.monotonic()
+    with beam.Pipeline(options=options) as pipeline:
+        build(pipeline)
+    report = run_outcome(dataset, run_id, base_version, storage_options)
+    log.info("run %s finished in %.1fs: %s", run_id, time.monotonic() - started, report.status)
+    if report.status == "failed":
+        raise RunFailed(report)
+    return report
+
+
+def run_outcome(
+    dataset: str,
+    run_id: str,
+    since: int,
+    storage_options: Mapping[str, Any] | None = None,
+) -> RunReport:
+    """The report of ``run_id``: from the version it committed, or from its failure report.
+
+    The commit step runs on a worker, maybe on another machine; the dataset is the only place
+    its outcome is sure to reach.
+    """
+    ds = Dataset.open(dataset, storage_options=storage_options)
+    manifest = ds.find_run(run_id, since)
+    if manifest is not None:
+        report = RunReport.from_dict(manifest.report)
+        report.version = manifest.version
+        return report
+    try:
+        raw = ds.fs.cat_file(ds.path(failed_report_path(run_id)))
+    except FileNotFoundError:
+        report = RunReport(run_id=run_id, dataset=ds.url, kind=ds.kind, status="nothing-new")
+        report.message = "nothing new to commit"
+        return report
+    return RunReport.from_dict(json.loads(raw))
