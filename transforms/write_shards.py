@@ -92,7 +92,8 @@ def _as_rejects(element: Any, run_id: str) -> pa.Table:
         table = conform_table(element, REJECTS_SCHEMA)
         if table.column("run_id").to_pylist() != [run_id] * table.num_rows:
             ids = pa.array([run_id] * table.num_rows, pa.string())
-            table = table.set_column(table.schema.get_field_index("run_id"), "run_id", ids)
+            index = REJECTS_SCHEMA.get_field_index("run_id")
+            table = table.set_column(index, REJECTS_SCHEMA.field("run_id"), ids)
         return table
     if isinstance(element, Mapping):
         return reject_table([element], run_id=run_id)
