@@ -170,9 +170,11 @@ class _World:
         composed = compose_text(rng, lang, mention=mention, pii=rng.random() < 0.04, oddity=oddity)
         tid = self._new_id(ts)
         text, entities = composed.api_text, composed.entities
+        plain = composed.text  # entity offsets count code points of the unescaped text
         if spam:
             at = _SPAM.index("$ETH")
-            text, lang = _SPAM, "en"
+            text = plain = _SPAM
+            lang = "en"
             entities = {"cashtags": [{"start": at, "end": at + 4, "tag": "ETH"}]}
             self.spam_ids.append(tid)
         tweet = {
@@ -203,7 +205,8 @@ class _World:
                 tweet["in_reply_to_user_id"] = parent["author_id"]
             else:
                 link = tco(rng)
-                start = len(composed.text) + 1
+                start = len(plain) + 1
+                plain += " " + link
                 tweet["text"] += " " + link
                 entities.setdefault("urls", []).append(
                     {
@@ -222,7 +225,8 @@ class _World:
             keys = [self._media(ts, kind_m) for _ in range(n)]
             tweet["attachments"] = {"media_keys": keys}
             link = tco(rng)
-            start = len(composed.text) + 1
+            start = len(plain) + 1
+            plain += " " + link
             tweet["text"] += " " + link
             entities.setdefault("urls", []).append(
                 {

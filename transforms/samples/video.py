@@ -41,7 +41,13 @@ def encode_mp4(
         ctx.time_base = _TIME_BASE
         ctx.gop_size = max(1, round(gop_s * fps))
         ctx.thread_count = 1
-        ctx.options = {"preset": "veryfast", "crf": "23", "bf": "2", "sc_threshold": "0"}
+        ctx.options = {
+            "preset": "veryfast",
+            "crf": "23",
+            "bf": "2",
+            "sc_threshold": "0",
+            "threads": "1",
+        }
         for pts_ms, rgb in frames:
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             frame.pts, frame.time_base = pts_ms, _TIME_BASE
