@@ -90,8 +90,11 @@ class FleetSampleConfig:
                 raise ValueError(f"{name}={getattr(self, name)}: expected >= 0")
         if self.duration_s <= 0 or self.fps <= 0:
             raise ValueError("duration_s and fps must be positive")
-        if self.width < 64 or self.height < 64 or self.width % 2 or self.height % 2:
-            raise ValueError(f"size {self.width}x{self.height}: expected even sizes >= 64")
+        if self.width < 64 or self.height < 64 or self.width % 2 or self.height % 4:
+            raise ValueError(
+                f"size {self.width}x{self.height}: expected at least 64x64, an even width and a "
+                f"height divisible by 4 (yuv420p)"
+            )
 
 
 def _iso_utc(ts: datetime) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from transforms.samples.frame_clock import stamp_clock
@@ -61,7 +63,7 @@ class Scene:
             half = max(1, int(1 + depth * w * 0.012))
             img[y0:y1, max(0, x - half) : x + half] = (235, 225, 120)
         # A vehicle ahead that drifts across the lane.
-        cx = int(w / 2 + w * 0.2 * np.sin(t_s / 3.0) - bend * 0.5)
+        cx = int(w / 2 + w * 0.2 * math.sin(t_s / 3.0) - bend * 0.5)
         bw, bh = w // 8, h // 10
         top = horizon + h // 12
         img[top : top + bh, max(0, cx - bw // 2) : max(0, cx + bw // 2)] = (170, 40, 40)

@@ -74,4 +74,7 @@ def simulate_track(
     lat = start_lat + north / _M_PER_DEG_LAT
     lon = start_lon + east / (_M_PER_DEG_LAT * np.cos(np.radians(start_lat)))
     distance = np.concatenate([[0.0], np.cumsum(speed[1:] * dt)])
-    return Track(t, speed, steering, heading, lat, lon, accel, distance)
+    # numpy may pick a SIMD or a scalar loop for sin/cos depending on memory alignment, and the
+    # two can differ in the last bit; quantizing keeps a seed's samples byte-identical.
+    signals = (speed, steering, heading, lat, lon, accel, distance)
+    return Track(t, *(np.round(x, 9) for x in signals))

@@ -8,9 +8,31 @@ from fractions import Fraction
 import av
 import numpy as np
 
-__all__ = ["encode_mp4"]
+__all__ = ["encode_mp4", "rgb_to_yuv420p"]
 
 _TIME_BASE = Fraction(1, 1000)
+# BT.601, limited range: what H.264 dashcam streams carry.
+_RGB_TO_YUV = np.array(
+    [[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]],
+    np.float32,
+) / np.float32(255.0)
+_OFFSET = np.array([16.0, 128.0, 128.0], np.float32)
+
+
+def rgb_to_yuv420p(rgb: np.ndarray) -> np.ndarray:
+    """``H x W x 3`` uint8 RGB -> the ``(H * 3 / 2) x W`` uint8 planes of a yuv420p frame.
+
+    Done here rather than by libswscale at encode time so that a seed's frames are bit-identical
+    from run to run (swscale's SIMD paths are not).
+    """
+    h, w = rgb.shape[:2]
+    yuv = rgb.astype(np.float32) @ _RGB_TO_YUV.T + _OFFSET
+    y = np.clip(np.rint(yuv[..., 0]), 0, 255).astype(np.uint8)
+    chroma = yuv[..., 1:].reshape(h // 2, 2, w // 2, 2, 2).mean(axis=(1, 3))
+    uv = np.clip(np.rint(chroma), 0, 255).astype(np.uint8)
+    u = uv[..., 0].reshape(h // 4, w)
+    v = uv[..., 1].reshape(h // 4, w)
+    return np.concatenate([y, u, v])
 
 
 def encode_mp4(
@@ -49,7 +71,7 @@ def encode_mp4(
             "threads": "1",
         }
         for pts_ms, rgb in frames:
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame = av.VideoFrame.from_ndarray(rgb_to_yuv420p(rgb), format="yuv420p")
             frame.pts, frame.time_base = pts_ms, _TIME_BASE
             for packet in stream.encode(frame):
                 container.mux(packet)
