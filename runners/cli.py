@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_size,
         default=(320, 240),
         metavar="WxH",
-        help="frame size (default: 320x240)",
+        help="frame size: even width, height divisible by 4 (default: 320x240)",
     )
     fleet.add_argument("--gop", type=float, default=1.0, help="keyframe interval, s (default: 1)")
     fleet.add_argument(
