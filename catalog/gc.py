@@ -41,8 +41,9 @@ def collect_garbage(
     run's work would be lost). Pass ``timedelta(0)`` when no run can be in flight.
     """
     now = now or utc_now()
-    referenced: set[str] = {"manifests/" + n for n in _manifest_names(dataset)}
-    for v in dataset.versions():
+    versions = dataset.versions()
+    referenced: set[str] = {"manifests/" + manifest_name(v) for v in versions}
+    for v in versions:
         m = dataset.manifest(v)
         referenced.update(f.path for f in m.files)
         referenced.update(f.path for f in m.rejects)
@@ -70,10 +71,6 @@ def collect_garbage(
     if removed:
         log.info("gc %s: removed %d orphan files", dataset.url, len(removed))
     return GcResult(tuple(removed), removed_bytes, tuple(young))
-
-
-def _manifest_names(dataset: Dataset) -> list[str]:
-    return [manifest_name(v) for v in dataset.versions()]
 
 
 def _mtime(info: dict, default: datetime) -> datetime:

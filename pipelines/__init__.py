@@ -1,5 +1,16 @@
-"""One module per pipeline: ``build(pipeline, config)`` wires transforms; ``run(argv)`` runs it."""
+"""One module per pipeline: ``build(pipeline, config)`` wires transforms; ``run(argv)`` runs it.
 
-from pipelines.demo import run_demo
+Names are re-exported lazily (PEP 562): a pipeline's heavy imports load only when it is used.
+"""
 
-__all__ = ["run_demo"]
+from importlib import import_module
+
+_EXPORTS = {"run_demo": "pipelines.demo"}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'pipelines' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)

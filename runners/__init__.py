@@ -1,0 +1,27 @@
+"""Runner selection and options, the CLI, and running a pipeline to its report.
+
+Names are re-exported lazily (PEP 562), so that ``shardsmith --help`` does not import Beam.
+"""
+
+from importlib import import_module
+
+_EXPORTS = {
+    "main": "runners.cli",
+    "UserError": "runners.errors",
+    "parse_duration": "runners.durations",
+    "RUNNERS": "runners.options",
+    "add_runner_arguments": "runners.options",
+    "beam_options": "runners.options",
+    "parse_storage_options": "runners.options",
+    "RunFailed": "runners.execute",
+    "run_outcome": "runners.execute",
+    "run_pipeline": "runners.execute",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'runners' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)

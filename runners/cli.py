@@ -366,8 +366,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"shardsmith: error: {exc.filename or exc}: no such file or directory", file=sys.stderr
         )
         return 2
+    except PermissionError as exc:
+        print(f"shardsmith: error: {exc}", file=sys.stderr)
+        return 2
     except CommitConflict as exc:
         print(f"shardsmith: commit failed: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        # Storage trouble (network, quota, a store's error): one line, not a traceback.
+        print(f"shardsmith: storage error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("shardsmith: interrupted", file=sys.stderr)

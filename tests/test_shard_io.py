@@ -10,11 +10,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from beamrun import Collect, run
+from beamrun import Collect, in_memory_options, run
 from tablegen import T0, posts_table, read_version
 
 from catalog import Dataset, collect_garbage, new_run_id
-from runners.execute import run_outcome
+from runners.execute import RunFailed, run_outcome, run_pipeline
 from runners.options import beam_options
 from schemas import POSTS, REJECTS_SCHEMA, reject_table
 from transforms import ReadShards, RollingParquetWriter, WriteShards, tally
@@ -216,7 +216,22 @@ def test_local_runner_multi_processing(tmp_path):
         tables = p | beam.Create([posts_table(40, "a"), posts_table(40, "b")])
         tables | WriteShards(url, "posts", run_id=run_id)
 
-    run(build, options)
-    report = run_outcome(url, run_id, 0)
+    report = run_pipeline(build, options, dataset=url, run_id=run_id, base_version=0)
     assert report.status == "committed" and report.records_written == 80
-    assert read_version(Dataset.open(url)).num_rows == 80
+    assert report.version == 1 and read_version(Dataset.open(url)).num_rows == 80
+
+
+def test_run_pipeline_raises_with_the_report_when_too_much_is_rejected(tmp_path):
+    url = str(tmp_path / "posts")
+    run_id = new_run_id()
+
+    def build(p):
+        rejects = p | "R" >> beam.Create(
+            [{"source_uri": "x", "locator": "line 1", "reason": "json_invalid", "message": "m"}]
+        )
+        data = p | "D" >> beam.Create([posts_table(9)])
+        {"data": data, "rejects": rejects} | WriteShards(url, "posts", run_id=run_id)
+
+    with pytest.raises(RunFailed, match="1 of 10 records rejected") as failed:
+        run_pipeline(build, in_memory_options(), dataset=url, run_id=run_id, base_version=0)
+    assert failed.value.report.rejects_by_reason == {"json_invalid": 1}

@@ -155,7 +155,6 @@ def _commit(
         yield report.to_dict()
         return
     report.status = "committed"
-    report.version = None  # known only once the commit wins a version number
     manifest = ds.commit(
         CommitRequest(
             run_id=run_id,
