@@ -130,3 +130,39 @@ def test_storage_options_parse_without_echoing_secrets(tmp_path):
     with pytest.raises(UserError) as err:
         parse_storage_options('{"secret": "hunter2"')
     assert "hunter2" not in str(err.value)
+
+
+def test_run_report_prints_where_every_record_went(capsys):
+    from runners.console import print_report
+    from transforms import RunReport
+
+    report = RunReport(
+        run_id="r1",
+        dataset="/d",
+        kind="posts",
+        status="committed",
+        version=4,
+        records_in=110,
+        records_written=100,
+        records_rejected=3,
+        records_deduplicated=5,
+        records_deleted=1,
+        rejects_by_reason={"json_invalid": 3},
+        skipped_by_reason={"tweet_counts": 1},
+        files_written=2,
+        bytes_written=3 * 1024 * 1024,
+    )
+    report.check_nothing_lost()
+    print_report(report)
+    out = capsys.readouterr().out
+    for text in (
+        "committed (version 4)",
+        "records in",
+        "110",
+        "json_invalid",
+        "tweet_counts",
+        "deduplicated",
+        "deleted (compliance)",
+        "2 (3.0 MiB)",
+    ):
+        assert text in out, text

@@ -83,6 +83,17 @@ def _snowflake(ts: datetime, seq: int) -> str:
     return str(((ms - _TWITTER_EPOCH_MS) << 22) | ((seq % 1024) << 12) | (seq // 1024 % 4096))
 
 
+def _append_link(rng, tweet: dict, entities: dict, plain: str, **entity) -> str:
+    """Append a t.co link to the tweet's text with its URL entity; return the new plain text."""
+    link = tco(rng)
+    start = len(plain) + 1
+    tweet["text"] += " " + link
+    entities.setdefault("urls", []).append(
+        {"start": start, "end": start + len(link), "url": link, **entity}
+    )
+    return plain + " " + link
+
+
 class _World:
     """Users, posts and media, built in time order."""
 
@@ -204,19 +215,14 @@ class _World:
                 tweet["conversation_id"] = parent["conversation_id"]
                 tweet["in_reply_to_user_id"] = parent["author_id"]
             else:
-                link = tco(rng)
-                start = len(plain) + 1
-                plain += " " + link
-                tweet["text"] += " " + link
-                entities.setdefault("urls", []).append(
-                    {
-                        "start": start,
-                        "end": start + len(link),
-                        "url": link,
-                        "expanded_url": f"https://twitter.com/{self._author(parent)['username']}"
-                        f"/status/{parent['id']}",
-                        "display_url": f"twitter.com/{self._author(parent)['username']}/s…",
-                    }
+                username = self._author(parent)["username"]
+                plain = _append_link(
+                    rng,
+                    tweet,
+                    entities,
+                    plain,
+                    expanded_url=f"https://twitter.com/{username}/status/{parent['id']}",
+                    display_url=f"twitter.com/{username}/s…",
                 )
         roll = rng.random()
         if not spam and roll < 0.22:
@@ -224,19 +230,14 @@ class _World:
             n = rng.randint(1, 4) if kind_m == "photo" else 1
             keys = [self._media(ts, kind_m) for _ in range(n)]
             tweet["attachments"] = {"media_keys": keys}
-            link = tco(rng)
-            start = len(plain) + 1
-            plain += " " + link
-            tweet["text"] += " " + link
-            entities.setdefault("urls", []).append(
-                {
-                    "start": start,
-                    "end": start + len(link),
-                    "url": link,
-                    "expanded_url": f"https://twitter.com/i/web/status/{tid}/photo/1",
-                    "display_url": "pic.twitter.com/…",
-                    "media_key": keys[0],
-                }
+            plain = _append_link(
+                rng,
+                tweet,
+                entities,
+                plain,
+                expanded_url=f"https://twitter.com/i/web/status/{tid}/photo/1",
+                display_url="pic.twitter.com/…",
+                media_key=keys[0],
             )
         if entities:
             tweet["entities"] = entities
