@@ -41,3 +41,70 @@ def read_version(ds: Dataset, version: int | None = None) -> pa.Table:
         with ds.fs.open(ds.path(entry.path), "rb") as f:
             tables.append(pq.read_table(f))
     return pa.concat_tables(tables) if tables else POSTS.schema.empty_table()
+
+
+def clips_table(n: int, start: dt.datetime = T0) -> pa.Table:
+    """``n`` ten-second windows of a two-camera session, each frame a few fake JPEG bytes."""
+    from schemas import CLIPS
+
+    rows = []
+    for i in range(n):
+        t = start + dt.timedelta(seconds=10 * i)
+        ts = [int(t.timestamp() * 1e6) + k * 500_000 for k in range(3)]
+        rows.append(
+            {
+                "clip_id": f"veh-1/s-1/{i:05d}",
+                "vehicle_id": "veh-1",
+                "session_id": "s-1",
+                "start_time": t,
+                "duration_s": 10.0,
+                "cameras": [
+                    {
+                        "camera": cam,
+                        "codec": "h264",
+                        "width": 320,
+                        "height": 240,
+                        "source_fps": 10.0,
+                        "frame_ts_us": ts,
+                        "frames": [b"\xff\xd8" + bytes([i, k]) for k in range(3)],
+                        "source_uri": f"/in/{cam}.mp4",
+                        "dropped_frames": 0,
+                    }
+                    for cam in ("front", "rear")
+                ],
+                "telemetry": {
+                    "ts_us": ts,
+                    "speed_mps": [10.0, 10.5, 11.0],
+                    "steering_deg": None,
+                    "lat": [37.0] * 3,
+                    "lon": [-122.0] * 3,
+                    "heading_deg": [90.0] * 3,
+                    "accel_mps2": [1.0] * 3,
+                },
+                "event": None,
+                "quality": {
+                    "black_fraction": 0.0,
+                    "blur_score": 120.5,
+                    "frozen_fraction": 0.0,
+                    "camera_skew_ms": 12.0,
+                    "dropped_frames": 0,
+                },
+            }
+        )
+    return pa.Table.from_pylist(rows, schema=CLIPS.schema)
+
+
+def tokens_table(n: int, seq_len: int = 16) -> pa.Table:
+    from schemas import TOKENS
+
+    rows = [
+        {
+            "example_id": f"e{i:04d}",
+            "input_ids": list(range(i, i + seq_len)),
+            "doc_lens": [seq_len // 2, seq_len // 2],
+            "sources": [{"dataset": "posts", "id": f"p{i}", "offset": 0, "length": seq_len // 2}],
+            "media": [{"kind": "image_patches", "shape": [1, 2, 2, 3], "patches": bytes(12)}],
+        }
+        for i in range(n)
+    ]
+    return pa.Table.from_pylist(rows, schema=TOKENS.schema)

@@ -235,3 +235,31 @@ def test_run_pipeline_raises_with_the_report_when_too_much_is_rejected(tmp_path)
     with pytest.raises(RunFailed, match="1 of 10 records rejected") as failed:
         run_pipeline(build, in_memory_options(), dataset=url, run_id=run_id, base_version=0)
     assert failed.value.report.rejects_by_reason == {"json_invalid": 1}
+
+
+def test_clips_partition_by_day_and_tokens_keep_their_order(tmp_path):
+    """Nested clip rows round-trip exactly; tokens are unpartitioned and never reordered."""
+    from tablegen import clips_table, tokens_table
+
+    clips = clips_table(8, start=T0.replace(hour=23, minute=59))  # crosses midnight
+    run(
+        lambda p: (
+            p
+            | beam.Create([clips])
+            | WriteShards(str(tmp_path / "c"), "clips", run_id=new_run_id())
+        )
+    )
+    ds = Dataset.open(str(tmp_path / "c"))
+    assert sorted({f.path.split("/")[1] for f in ds.files()}) == ["dt=2026-11-20", "dt=2026-11-21"]
+    assert read_version(ds).sort_by("clip_id").equals(clips)
+    tokens = tokens_table(50).take(list(range(49, -1, -1)))  # a shuffled order to keep
+    run(
+        lambda p: (
+            p
+            | beam.Create([tokens])
+            | WriteShards(str(tmp_path / "t"), "tokens", run_id=new_run_id())
+        )
+    )
+    ds = Dataset.open(str(tmp_path / "t"))
+    assert [f.path.count("/") for f in ds.files()] == [1]  # data/<file>, no dt=
+    assert read_version(ds).equals(tokens)
