@@ -42,17 +42,27 @@ def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]
 
 def print_report(report) -> None:
     """The one-screen end-of-run report: where every record went."""
+
+    def detail(counts):
+        return [(f"  {reason}", f"{n:,}") for reason, n in counts.items()]
+
+    status = report.status + (
+        f" ({report.operation}, version {report.version})" if report.version else ""
+    )
     rows = [
-        ("status", report.status + (f" (version {report.version})" if report.version else "")),
+        ("status", status),
         ("records in", f"{report.records_in:,}"),
         ("written", f"{report.records_written:,}"),
         ("rejected", f"{report.records_rejected:,}"),
-        *((f"  {reason}", f"{n:,}") for reason, n in report.rejects_by_reason.items()),
+        *detail(report.rejects_by_reason),
         ("deduplicated", f"{report.records_deduplicated:,}"),
+        *detail(report.deduplicated_by_reason),
         ("deleted (compliance)", f"{report.records_deleted:,}"),
-        ("skipped (not records)", f"{report.records_skipped:,}"),
-        *((f"  {reason}", f"{n:,}") for reason, n in report.skipped_by_reason.items()),
+        ("skipped", f"{report.records_skipped:,}"),
+        *detail(report.skipped_by_reason),
         ("files written", f"{report.files_written:,} ({human_bytes(report.bytes_written)})"),
+        *([("files replaced", f"{report.files_removed:,}")] if report.files_removed else []),
+        *((name.replace("_", " "), f"{n:,}") for name, n in report.info.items()),
     ]
     print_table(f"run {report.run_id} -> {report.dataset}", ("", ""), rows)
     if report.message:

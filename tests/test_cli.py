@@ -145,7 +145,7 @@ def test_run_report_prints_where_every_record_went(capsys):
         records_in=110,
         records_written=100,
         records_rejected=3,
-        records_deduplicated=5,
+        deduplicated_by_reason={"post_id": 5},
         records_deleted=1,
         rejects_by_reason={"json_invalid": 3},
         skipped_by_reason={"tweet_counts": 1},
@@ -156,7 +156,7 @@ def test_run_report_prints_where_every_record_went(capsys):
     print_report(report)
     out = capsys.readouterr().out
     for text in (
-        "committed (version 4)",
+        "committed (append, version 4)",
         "records in",
         "110",
         "json_invalid",

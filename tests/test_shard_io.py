@@ -114,7 +114,7 @@ def test_rejects_and_tallies_make_the_report(tmp_path):
     ]
     tallies = [
         tally(records_in=60, skipped={"tweet_counts": 1}),
-        tally(records_in=48, deduplicated=5),
+        tally(records_in=48, deduplicated={"post_id": 5}),
     ]
     _, report = _write(
         url, [posts_table(100)], rejects=rejects, tallies=tallies, max_reject_rate=0.05

@@ -19,9 +19,10 @@ import apache_beam as beam
 
 __all__ = ["NothingLostError", "RunReport", "SumTallies", "tally"]
 
-# Keys of a tally. "skipped:<reason>" counts payloads that are not records (e.g. count pages).
-_PLAIN_KEYS = ("records_in", "deduplicated", "deleted", "carried")
-_SKIPPED = "skipped:"
+# Keys of a tally. "<group>:<reason>" keys count by reason: skipped payloads that are not
+# records, deduplicated records, and "info" counts that are reported but not part of the identity.
+_PLAIN_KEYS = ("records_in", "deleted", "carried")
+_GROUPS = ("skipped:", "deduplicated:", "info:")
 
 
 class NothingLostError(RuntimeError):
@@ -32,29 +33,27 @@ class NothingLostError(RuntimeError):
 def tally(
     *,
     records_in: int = 0,
-    deduplicated: int = 0,
     deleted: int = 0,
     carried: int = 0,
+    deduplicated: Mapping[str, int] | None = None,
     skipped: Mapping[str, int] | None = None,
+    info: Mapping[str, int] | None = None,
 ) -> dict[str, int]:
     """A tally for the run report.
 
     Args:
         records_in: records read from the sources.
-        deduplicated: records dropped as duplicates.
         deleted: records removed by compliance deletes.
-        carried: rows copied unchanged from files a ``delete`` run rewrites (they are written
-            but were not read from the sources, so they are subtracted from ``written``).
-        skipped: payloads that are not records, by reason (counted, not rejected).
+        carried: rows copied unchanged from files a run rewrites (they are written but were not
+            read from the sources, so they are subtracted from ``written``).
+        deduplicated: records dropped as duplicates, by reason (``post_id``, ``text``, ...).
+        skipped: payloads that are not records, or records filtered out by an option, by reason.
+        info: other counts worth reporting (not part of the identity), by name.
     """
-    out = {
-        "records_in": records_in,
-        "deduplicated": deduplicated,
-        "deleted": deleted,
-        "carried": carried,
-    }
-    for reason, n in (skipped or {}).items():
-        out[_SKIPPED + reason] = n
+    out = {"records_in": records_in, "deleted": deleted, "carried": carried}
+    for group, counts in (("deduplicated:", deduplicated), ("skipped:", skipped), ("info:", info)):
+        for reason, n in (counts or {}).items():
+            out[group + reason] = n
     return {k: v for k, v in out.items() if v}
 
 
@@ -66,8 +65,10 @@ class SumTallies(beam.CombineFn):
 
     def add_input(self, acc: Counter, element: Mapping[str, int]) -> Counter:
         for key, value in element.items():
-            if key not in _PLAIN_KEYS and not key.startswith(_SKIPPED):
-                raise ValueError(f"tally key {key!r}: expected one of {_PLAIN_KEYS} or skipped:*")
+            if key not in _PLAIN_KEYS and not key.startswith(_GROUPS):
+                raise ValueError(
+                    f"tally key {key!r}: expected one of {_PLAIN_KEYS} or {', '.join(_GROUPS)}*"
+                )
             acc[key] += int(value)
         return acc
 
@@ -81,6 +82,12 @@ class SumTallies(beam.CombineFn):
         return dict(acc)
 
 
+def by_reason(tallies: Mapping[str, int], group: str) -> dict[str, int]:
+    """The ``group:reason`` counts of a summed tally, as ``{reason: count}``, sorted."""
+    prefix = group + ":"
+    return {k[len(prefix) :]: v for k, v in sorted(tallies.items()) if k.startswith(prefix)}
+
+
 @dataclass
 class RunReport:
     """Where every record of one run went. Stored in the manifest as ``report``."""
@@ -90,17 +97,24 @@ class RunReport:
     kind: str
     status: str = "running"  # committed | nothing-new | failed
     version: int | None = None
+    operation: str = "append"
     records_in: int = 0
     records_written: int = 0
     records_rejected: int = 0
-    records_deduplicated: int = 0
     records_deleted: int = 0
     rejects_by_reason: dict[str, int] = field(default_factory=dict)
+    deduplicated_by_reason: dict[str, int] = field(default_factory=dict)
     skipped_by_reason: dict[str, int] = field(default_factory=dict)
+    info: dict[str, int] = field(default_factory=dict)
     files_written: int = 0
     bytes_written: int = 0
+    files_removed: int = 0
     reject_files: list[str] = field(default_factory=list)
     message: str = ""
+
+    @property
+    def records_deduplicated(self) -> int:
+        return sum(self.deduplicated_by_reason.values())
 
     @property
     def records_skipped(self) -> int:
@@ -131,7 +145,10 @@ class RunReport:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out["records_deduplicated"] = self.records_deduplicated
+        out["records_skipped"] = self.records_skipped
+        return out
 
     @classmethod
     def from_dict(cls, obj: Mapping[str, Any]) -> RunReport:

@@ -16,7 +16,7 @@ from catalog.storage import open_url
 from schemas import REJECTS_SCHEMA, SourceEntry, conform_table, kind_spec, reject_table
 from transforms.parquet_writer import RollingParquetWriter, WrittenFile
 from transforms.partitioning import partition_dir, split_partitions, writer_bucket
-from transforms.run_report import RunReport, SumTallies
+from transforms.run_report import RunReport, SumTallies, by_reason
 
 __all__ = ["WriteShards", "failed_report_path"]
 
@@ -105,6 +105,7 @@ def _commit(
     data_files,
     reject_files,
     tallies,
+    removed,
     *,
     url,
     storage_options,
@@ -119,15 +120,16 @@ def _commit(
     max_reject_rate,
 ):
     ds = Dataset.open(url, storage_options=storage_options)
-    carried = tallies.get("carried", 0)
-    report = RunReport(run_id=run_id, dataset=ds.url, kind=kind)
-    report.records_written = sum(f.entry.rows for f in data_files) - carried
+    remove = sorted({*remove, *removed})
+    if remove and operation == "append":
+        operation = "delete"
+    report = RunReport(run_id=run_id, dataset=ds.url, kind=kind, operation=operation)
+    report.records_written = sum(f.entry.rows for f in data_files) - tallies.get("carried", 0)
     report.records_rejected = sum(f.entry.rows for f in reject_files)
-    report.records_deduplicated = tallies.get("deduplicated", 0)
     report.records_deleted = tallies.get("deleted", 0)
-    report.skipped_by_reason = {
-        k.split(":", 1)[1]: v for k, v in sorted(tallies.items()) if k.startswith("skipped:")
-    }
+    report.deduplicated_by_reason = by_reason(tallies, "deduplicated")
+    report.skipped_by_reason = by_reason(tallies, "skipped")
+    report.info = by_reason(tallies, "info")
     reasons: Counter = Counter()
     for f in reject_files:
         reasons.update(dict(f.reasons))
@@ -136,6 +138,7 @@ def _commit(
     report.records_in = tallies.get("records_in", report.accounted)
     report.files_written = len(data_files)
     report.bytes_written = sum(f.entry.bytes for f in data_files)
+    report.files_removed = len(remove)
     report.reject_files = sorted(f.entry.path for f in reject_files)
     report.check_nothing_lost()
 
@@ -160,7 +163,7 @@ def _commit(
             run_id=run_id,
             operation=operation,
             add=sorted((f.entry for f in data_files), key=lambda e: e.path),
-            remove=tuple(remove),
+            remove=remove,
             rejects=sorted((f.entry for f in reject_files), key=lambda e: e.path),
             sources=tuple(sources),
             report=report.to_dict(),
@@ -177,9 +180,11 @@ class WriteShards(beam.PTransform):
     """Write Arrow tables of one kind as a new version of a dataset: data, rejects, one commit.
 
     The input is a PCollection of ``pyarrow.Table``/``RecordBatch`` of the dataset's kind, or a
-    dict of PCollections: ``{"data": tables, "rejects": rejects, "tallies": tallies}`` where
-    rejects are dicts or tables with the columns of ``schemas.REJECTS_SCHEMA`` and tallies are
-    ``transforms.tally(...)`` dicts. Every table is checked against the kind's schema (a mismatch
+    dict of PCollections: ``{"data": tables, "rejects": rejects, "tallies": tallies, "remove":
+    paths}`` where rejects are dicts or tables with the columns of ``schemas.REJECTS_SCHEMA``,
+    tallies are ``transforms.tally(...)`` dicts and ``remove`` holds live files (paths relative
+    to the root) that the run replaces -- found while it runs, e.g. files rewritten without
+    deleted posts; an ``append`` that removes files is committed as a ``delete``. Every table is checked against the kind's schema (a mismatch
     fails the run, naming the column). Rows are split into hive ``dt=`` partitions when the kind
     has one, written as zstd Parquet files of about ``target_file_bytes`` named
     ``<run_id>-<nnnnn>.parquet``, and committed as one manifest version once everything is
@@ -254,9 +259,11 @@ class WriteShards(beam.PTransform):
     def expand(self, inputs):
         if isinstance(inputs, pvalue.PCollection):
             inputs = {"data": inputs}
-        unknown = set(inputs) - {"data", "rejects", "tallies"}
+        unknown = set(inputs) - {"data", "rejects", "tallies", "remove"}
         if unknown:
-            raise ValueError(f"WriteShards inputs {sorted(unknown)}: expected data/rejects/tallies")
+            raise ValueError(
+                f"WriteShards inputs {sorted(unknown)}: expected data, rejects, tallies, remove"
+            )
         data = inputs["data"]
         p = data.pipeline
         spec, writers = self._spec, self._writers
@@ -314,6 +321,9 @@ class WriteShards(beam.PTransform):
         if tallies is None:
             tallies = p | "NoTallies" >> beam.Create([])
         total = tallies | "SumTallies" >> beam.CombineGlobally(SumTallies())
+        removed = inputs.get("remove")
+        if removed is None:
+            removed = p | "NoRemovals" >> beam.Create([])
         return (
             p
             | "CommitTrigger" >> beam.Create([None])
@@ -323,6 +333,7 @@ class WriteShards(beam.PTransform):
                 beam.pvalue.AsList(data_files),
                 beam.pvalue.AsList(reject_files),
                 beam.pvalue.AsSingleton(total),
+                beam.pvalue.AsList(removed),
                 url=self._url,
                 storage_options=self._storage_options,
                 kind=spec.name,
