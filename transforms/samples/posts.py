@@ -358,6 +358,7 @@ def _plain(world: _World, tweet: dict) -> dict:
             }[ref["type"]]
         ] = ref["id"]
     out["like_count"] = tweet.get("public_metrics", {}).get("like_count", 0)
+    out["edit_history_ids"] = tweet["edit_history_tweet_ids"]
     return out
 
 

@@ -1,0 +1,208 @@
+"""``shardsmith ingest posts``: post streams -> a ``posts`` dataset version (DESIGN.md §4).
+
+match sources -> read lines -> parse (pages expanded, includes joined, non-posts skipped,
+malformed lines rejected) -> resolve duplicates, edits and compliance deletes (against this run
+and the dataset) -> rewrite committed files that lose rows -> write shards -> commit once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from catalog import Dataset, new_run_id
+from runners.errors import UserError
+from schemas import SourceEntry
+from transforms.posts.parse import ParseOptions
+from transforms.sources import list_sources
+
+__all__ = ["SUFFIXES", "IngestPostsConfig", "Plan", "build", "plan", "run"]
+
+log = logging.getLogger(__name__)
+
+SUFFIXES = tuple(
+    base + comp for base in (".jsonl", ".ndjson", ".json") for comp in ("", ".gz", ".zst", ".zstd")
+)
+_BUCKET_BYTES = 256 << 20
+
+
+@dataclass(frozen=True)
+class IngestPostsConfig:
+    """Everything that decides what an ingest-posts run produces (stored in the manifest).
+
+    Args:
+        sources: files, directories or globs (any fsspec URL).
+        dataset: the posts dataset to append to (created if absent).
+        dedup_text: also drop posts whose normalized text was already seen.
+        scrub_pii: replace e-mail addresses and phone numbers with ``<email>`` / ``<phone>``.
+        langs: keep only these languages (empty: all).
+        min_chars: drop posts with fewer characters of cleaned text.
+        drop_reposts: drop reposts.
+        incremental: skip sources a committed version already consumed (same URI, size, stamp).
+        max_line_bytes: reject longer lines.
+        max_reject_rate: fail, committing nothing, above this fraction of rejected records.
+        target_file_bytes: size of the Parquet files written.
+        storage_options: fsspec options for sources and dataset (never stored).
+    """
+
+    sources: tuple[str, ...]
+    dataset: str
+    dedup_text: bool = False
+    scrub_pii: bool = False
+    langs: tuple[str, ...] = ()
+    min_chars: int = 0
+    drop_reposts: bool = False
+    incremental: bool = False
+    max_line_bytes: int = 16 << 20
+    max_reject_rate: float = 0.01
+    target_file_bytes: int = 256 << 20
+    storage_options: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self):
+        if not self.sources:
+            raise UserError("ingest posts: expected at least one SRC")
+        if self.min_chars < 0:
+            raise UserError(f"--min-chars {self.min_chars}: expected >= 0")
+        if self.max_line_bytes < 1:
+            raise UserError(f"--max-line-bytes {self.max_line_bytes}: expected a positive size")
+        if not 0 <= self.max_reject_rate <= 1:
+            raise UserError(f"--max-reject-rate {self.max_reject_rate}: expected 0 to 1")
+
+    def manifest_config(self) -> dict[str, Any]:
+        """The config as stored in the manifest: no storage options, ever."""
+        out = asdict(self)
+        out.pop("storage_options")
+        out["sources"] = list(self.sources)
+        out["langs"] = list(self.langs)
+        out["pipeline"] = "ingest_posts"
+        return out
+
+    def parse_options(self) -> ParseOptions:
+        return ParseOptions(
+            scrub_pii=self.scrub_pii,
+            langs=frozenset(self.langs),
+            min_chars=self.min_chars,
+            drop_reposts=self.drop_reposts,
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the run will read, decided before the pipeline starts."""
+
+    run_id: str
+    sources: list[SourceEntry]
+    already_consumed: list[SourceEntry]
+    base_version: int
+    base_files: list[str]
+    buckets: int
+
+
+def plan(config: IngestPostsConfig, run_id: str | None = None) -> Plan:
+    """List the sources, drop those already consumed (``--incremental``), pin the base version."""
+    ds = Dataset.create(config.dataset, "posts", storage_options=config.storage_options)
+    manifest = ds.manifest()
+    found = list_sources(config.sources, suffixes=SUFFIXES, storage_options=config.storage_options)
+    consumed: list[SourceEntry] = []
+    if config.incremental and manifest is not None:
+        seen = {(s.uri, s.size, s.mtime) for s in manifest.sources}
+        consumed = [s for s in found if (s.uri, s.size, s.mtime) in seen]
+        found = [s for s in found if (s.uri, s.size, s.mtime) not in seen]
+    total = sum(s.size or 0 for s in found)
+    return Plan(
+        run_id=run_id or new_run_id(),
+        sources=found,
+        already_consumed=consumed,
+        base_version=manifest.version if manifest else 0,
+        base_files=[f.path for f in manifest.files] if manifest else [],
+        buckets=max(8, min(4096, total // _BUCKET_BYTES + 1)),
+    )
+
+
+def build(pipeline, config: IngestPostsConfig, the_plan: Plan):
+    """Wire the ingest-posts pipeline onto ``pipeline``; returns the run report PCollection."""
+    import apache_beam as beam
+
+    from transforms import WriteShards
+    from transforms.posts import ParsePosts, ResolvePosts
+    from transforms.rewrite_files import RewriteWithout
+
+    so = dict(config.storage_options)
+    chunks = (
+        pipeline
+        | "Sources" >> beam.Create([s.uri for s in the_plan.sources])
+        | "ParsePosts"
+        >> ParsePosts(
+            config.parse_options(), storage_options=so, max_line_bytes=config.max_line_bytes
+        )
+    )
+    posts = chunks | "Posts" >> beam.FlatMap(lambda c: [c.posts] if c.posts.num_rows else [])
+    deletes = chunks | "Deletes" >> beam.FlatMap(lambda c: c.deletes)
+    resolved = {"posts": posts, "deletes": deletes} | "ResolvePosts" >> ResolvePosts(
+        config.dataset,
+        files=the_plan.base_files,
+        buckets=the_plan.buckets,
+        storage_options=so,
+        dedup_text=config.dedup_text,
+    )
+    rewritten = resolved["remove"] | "RewriteCommitted" >> RewriteWithout(
+        config.dataset, "posts", storage_options=so
+    )
+    data = (
+        resolved["posts"],
+        rewritten | "RewrittenRows" >> beam.Map(lambda r: r.kept),
+    ) | "AllRows" >> beam.Flatten()
+    tallies = (
+        chunks | "ParseCounts" >> beam.Map(lambda c: c.tally),
+        resolved["tallies"],
+        rewritten | "RewriteCounts" >> beam.Map(lambda r: {"carried": r.kept.num_rows}),
+    ) | "AllCounts" >> beam.Flatten()
+    return {
+        "data": data,
+        "rejects": chunks | "Rejects" >> beam.FlatMap(lambda c: c.rejects),
+        "tallies": tallies,
+        "remove": rewritten | "Replaced" >> beam.Map(lambda r: r.path),
+    } | "WriteShards" >> WriteShards(
+        config.dataset,
+        "posts",
+        run_id=the_plan.run_id,
+        storage_options=so,
+        sources=the_plan.sources,
+        config=config.manifest_config(),
+        base_version=the_plan.base_version,
+        target_file_bytes=config.target_file_bytes,
+        max_reject_rate=config.max_reject_rate,
+    )
+
+
+def run(config: IngestPostsConfig, options, *, run_id: str | None = None):
+    """Plan and run one ingest; returns the ``RunReport`` (``RunFailed`` if it committed
+    nothing because of rejects). With nothing new to read, no pipeline runs."""
+    from runners.execute import run_pipeline
+    from transforms.run_report import RunReport
+
+    the_plan = plan(config, run_id)
+    if not the_plan.sources:
+        report = RunReport(
+            run_id=the_plan.run_id, dataset=config.dataset, kind="posts", status="nothing-new"
+        )
+        report.message = (
+            f"nothing new: all {len(the_plan.already_consumed)} sources were consumed by "
+            f"earlier versions; nothing committed"
+        )
+        return report
+    log.info("ingesting %d sources into %s", len(the_plan.sources), config.dataset)
+    return run_pipeline(
+        lambda p: build(p, config, the_plan),
+        options,
+        dataset=config.dataset,
+        run_id=the_plan.run_id,
+        base_version=the_plan.base_version,
+        storage_options=config.storage_options,
+    )
+
+
+def sources_summary(sources: Sequence[SourceEntry]) -> str:
+    return f"{len(sources)} sources, {sum(s.size or 0 for s in sources):,} bytes"

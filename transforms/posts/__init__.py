@@ -1,0 +1,25 @@
+"""Post streams: reading, parsing, cleaning and resolving posts (X API v2, twarc2, plain, deletes)."""
+
+from transforms.posts.parse import ParseOptions, RecordError, map_tweet, parse_line
+from transforms.posts.parse_posts import ParsedChunk, ParsePosts, parse_source
+from transforms.posts.resolve import Resolution, dedup_text, resolve_bucket
+from transforms.posts.resolve_posts import ResolvePosts
+from transforms.posts.text import clean_text, dedup_hash, extract_entities, scrub_pii
+
+__all__ = [
+    "ParseOptions",
+    "ParsePosts",
+    "ParsedChunk",
+    "RecordError",
+    "Resolution",
+    "ResolvePosts",
+    "clean_text",
+    "dedup_hash",
+    "dedup_text",
+    "extract_entities",
+    "map_tweet",
+    "parse_line",
+    "parse_source",
+    "resolve_bucket",
+    "scrub_pii",
+]

@@ -1,0 +1,398 @@
+"""Parsing one line of a post stream into posts, delete events, skips and rejects.
+
+Every form is detected per line, so forms mix freely in a file:
+
+* X API v2 pages ``{"data": [tweets], "includes": {...}, "errors": [...], "meta": {...}}`` and
+  filtered-stream lines (one tweet in ``data``, with ``matching_rules``);
+* twarc2 flattened tweets (``author``, ``attachments.media``, ``referenced_tweets[]`` inlined);
+* plain post objects (``id``, ``text``, ``created_at``, ``author_id``; optional fields named as
+  in the posts schema: ``author_username``, ``reply_to_post_id``, ``like_count``,
+  ``edit_history_ids``...);
+* compliance deletes ``{"action": "delete", "id": ...}`` and ``{"data": {"delete": {...}}}``.
+
+Pages of things that are not posts (tweet counts, users, lists) and ``errors`` entries are
+skipped and counted. A line that cannot be read becomes one reject; inside a page, one bad tweet
+rejects only that tweet.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from schemas import MAX_PAYLOAD_BYTES
+from transforms.posts.text import clean_text, dedup_hash, extract_entities, scrub_pii
+
+__all__ = ["Chunk", "ParseOptions", "RecordError", "parse_line"]
+
+_V1_TIME = "%a %b %d %H:%M:%S %z %Y"  # "Wed Oct 10 20:19:24 +0000 2018"
+_REF_COLUMNS = {
+    "replied_to": "reply_to_post_id",
+    "quoted": "quoted_post_id",
+    "retweeted": "reposted_post_id",
+}
+
+
+@dataclass(frozen=True)
+class ParseOptions:
+    """Per-run options that change what parsing keeps.
+
+    Args:
+        scrub_pii: replace e-mail addresses and phone numbers with placeholders.
+        langs: keep only posts in these languages (empty: all).
+        min_chars: drop posts whose cleaned text is shorter.
+        drop_reposts: drop reposts (retweets).
+    """
+
+    scrub_pii: bool = False
+    langs: frozenset[str] = frozenset()
+    min_chars: int = 0
+    drop_reposts: bool = False
+
+
+class RecordError(ValueError):
+    """A record that cannot be ingested: ``reason`` is a short code, the message says why."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass
+class Chunk:
+    """What a run of lines parsed into. ``counts`` is a tally (see ``transforms.tally``)."""
+
+    source_uri: str
+    rows: list[dict] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+    rejects: list[dict] = field(default_factory=list)
+    counts: Counter = field(default_factory=Counter)
+
+    def skip(self, reason: str, n: int = 1) -> None:
+        self.counts["records_in"] += n
+        self.counts["skipped:" + reason] += n
+
+    def reject(self, locator: str, reason: str, message: str, payload: bytes) -> None:
+        self.counts["records_in"] += 1
+        self.rejects.append(
+            {
+                "source_uri": self.source_uri,
+                "locator": locator,
+                "reason": reason,
+                "message": message,
+                "payload": payload[:MAX_PAYLOAD_BYTES],
+            }
+        )
+
+
+def parse_line(data: bytes, number: int, chunk: Chunk, options: ParseOptions) -> None:
+    """Parse one line into ``chunk``."""
+    locator = f"line {number}"
+    if not data.strip():
+        chunk.skip("blank_line")
+        return
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            chunk.reject(locator, "invalid_utf8", f"invalid UTF-8 at byte {bad.start}", data)
+            return
+        chunk.reject(locator, "json_invalid", str(exc), data)
+        return
+    if not isinstance(obj, dict):
+        chunk.reject(locator, "not_an_object", f"expected a JSON object, got {_kind(obj)}", data)
+        return
+    try:
+        _dispatch(obj, data, locator, chunk, options)
+    except RecordError as exc:
+        chunk.reject(locator, exc.reason, str(exc), data)
+
+
+def _dispatch(obj: dict, data: bytes, locator: str, chunk: Chunk, options: ParseOptions) -> None:
+    if obj.get("action") == "delete":
+        chunk.deletes.append(_id(obj, "id", required=True))
+        chunk.skip("compliance_delete")
+        return
+    payload = obj.get("data")
+    if isinstance(payload, dict) and isinstance(payload.get("delete"), dict):
+        event = payload["delete"]
+        tweet = event.get("tweet") if isinstance(event.get("tweet"), dict) else event
+        chunk.deletes.append(_id(tweet, "data.delete.tweet.id", required=True, key="id"))
+        chunk.skip("compliance_delete")
+        return
+    if isinstance(payload, list | dict):
+        _page(obj, [payload] if isinstance(payload, dict) else payload, locator, chunk, options)
+        return
+    if "id" in obj or "text" in obj:
+        _tweet_and_refs(obj, {}, {}, locator, data, chunk, options)
+        return
+    if "errors" in obj and isinstance(obj["errors"], list):
+        chunk.skip("error_entry", len(obj["errors"]))
+        return
+    raise RecordError("unknown_payload", f"no post, page or delete event in keys {sorted(obj)[:8]}")
+
+
+def _page(obj: dict, items: list, locator: str, chunk: Chunk, options: ParseOptions) -> None:
+    errors = obj.get("errors")
+    if isinstance(errors, list) and errors:
+        chunk.skip("error_entry", len(errors))
+    if not any(isinstance(t, dict) and "text" in t for t in items):
+        if items:
+            first = items[0] if isinstance(items[0], dict) else {}
+            reason = (
+                "tweet_counts"
+                if "tweet_count" in first
+                else "user_page"
+                if "username" in first
+                else "list_page"
+                if "name" in first
+                else "unknown_page"
+            )
+            chunk.skip(reason)
+        elif not errors:
+            chunk.skip("empty_page")
+        return
+    includes = obj.get("includes") if isinstance(obj.get("includes"), dict) else {}
+    users = {u.get("id"): u for u in includes.get("users") or () if isinstance(u, dict)}
+    media = {m.get("media_key"): m for m in includes.get("media") or () if isinstance(m, dict)}
+    for where, tweets in (("data", items), ("includes.tweets", includes.get("tweets") or ())):
+        for i, tweet in enumerate(tweets):
+            at = f"{locator} {where}[{i}]"
+            if not isinstance(tweet, dict):
+                chunk.reject(at, "wrong_type", f"{where}[{i}]: expected an object", b"")
+                continue
+            try:
+                _add(chunk, map_tweet(tweet, users, media, chunk.source_uri, at), options)
+            except RecordError as exc:
+                chunk.reject(at, exc.reason, str(exc), orjson.dumps(tweet))
+
+
+def _tweet_and_refs(obj, users, media, locator, data, chunk, options) -> None:
+    _add(chunk, map_tweet(obj, users, media, chunk.source_uri, locator), options)
+    # twarc2 inlines referenced tweets, each a post of its own.
+    for i, ref in enumerate(obj.get("referenced_tweets") or ()):
+        if isinstance(ref, dict) and "text" in ref:
+            at = f"{locator} referenced_tweets[{i}]"
+            try:
+                _add(chunk, map_tweet(ref, users, media, chunk.source_uri, at), options)
+            except RecordError as exc:
+                chunk.reject(at, exc.reason, str(exc), orjson.dumps(ref))
+
+
+def _add(chunk: Chunk, row: dict, options: ParseOptions) -> None:
+    chunk.counts["records_in"] += 1
+    if options.scrub_pii:
+        row["text"], replaced = scrub_pii(row["text"])
+        if replaced:
+            chunk.counts["info:pii_scrubbed_posts"] += 1
+            chunk.counts["info:pii_replaced"] += replaced
+            row["text_hash"] = dedup_hash(row["text"])
+    if options.langs and row["lang"] not in options.langs:
+        chunk.counts["skipped:filter_lang"] += 1
+    elif len(row["text"]) < options.min_chars:
+        chunk.counts["skipped:filter_min_chars"] += 1
+    elif options.drop_reposts and row["reposted_post_id"] is not None:
+        chunk.counts["skipped:filter_repost"] += 1
+    else:
+        chunk.rows.append(row)
+
+
+def map_tweet(t: dict, users: dict, media: dict, source_uri: str, locator: str) -> dict:
+    """One tweet object (any form) -> a row of the ``posts`` schema; ``RecordError`` if bad."""
+    pid = _id(t, "id", required=True)
+    text = t.get("text")
+    if text is None:
+        raise RecordError("missing_field", "text: missing")
+    if not isinstance(text, str):
+        raise RecordError("wrong_type", f"text: expected a string, got {_kind(text)}")
+    created = _timestamp(t)
+    author = t.get("author") if isinstance(t.get("author"), dict) else None
+    author_id = _id(t, "author_id") or (author and _id(author, "author.id", key="id"))
+    if author_id is None:
+        raise RecordError("missing_field", "author_id: missing")
+    author = author or users.get(author_id) or {}
+    username = author.get("username", t.get("author_username"))
+    text = clean_text(text)
+    refs = {"reply_to_post_id": None, "quoted_post_id": None, "reposted_post_id": None}
+    referenced = t.get("referenced_tweets")
+    if referenced is not None:
+        if not isinstance(referenced, list):
+            raise RecordError("wrong_type", "referenced_tweets: expected a list")
+        for ref in referenced:
+            column = _REF_COLUMNS.get(ref.get("type")) if isinstance(ref, dict) else None
+            if column:
+                refs[column] = _id(ref, "referenced_tweets.id", key="id")
+    for column in refs:
+        if refs[column] is None and t.get(column) is not None:
+            refs[column] = _id(t, column)
+    metrics = t.get("public_metrics") if isinstance(t.get("public_metrics"), dict) else t
+    history = t.get("edit_history_tweet_ids", t.get("edit_history_ids"))
+    if history is None:
+        history = [pid]
+    elif not isinstance(history, list) or not all(isinstance(h, str | int) for h in history):
+        raise RecordError("wrong_type", "edit_history_tweet_ids: expected a list of ids")
+    return {
+        "post_id": pid,
+        "created_at": created,
+        "author_id": author_id,
+        "author_username": _str(username, "author.username"),
+        "text": text,
+        "lang": _str(t.get("lang"), "lang"),
+        "conversation_id": _id(t, "conversation_id"),
+        **refs,
+        **_entities(t, text),
+        "media": _media(t, media),
+        "like_count": _int(metrics, "like_count"),
+        "repost_count": _int(metrics, "retweet_count")
+        if "retweet_count" in metrics
+        else _int(metrics, "repost_count"),
+        "reply_count": _int(metrics, "reply_count"),
+        "quote_count": _int(metrics, "quote_count"),
+        "possibly_sensitive": _bool(t.get("possibly_sensitive"), "possibly_sensitive"),
+        "edit_history_ids": [str(h) for h in history],
+        "text_hash": dedup_hash(text),
+        "source_uri": source_uri,
+        "source_line": int(locator.split()[1]),
+    }
+
+
+def _entities(t: dict, text: str) -> dict:
+    ents = t.get("entities")
+    if not isinstance(ents, dict):
+        found = extract_entities(text)
+        return {
+            "hashtags": found.hashtags,
+            "mentions": found.mentions,
+            "cashtags": found.cashtags,
+            "urls": found.urls,
+        }
+
+    def values(kind: str, key: str) -> list[str]:
+        out = []
+        for e in ents.get(kind) or ():
+            if isinstance(e, dict) and isinstance(e.get(key), str):
+                out.append(e[key])
+        return out
+
+    urls = [
+        e.get("expanded_url") or e.get("url")
+        for e in ents.get("urls") or ()
+        if isinstance(e, dict) and "media_key" not in e
+    ]
+    return {
+        "hashtags": values("hashtags", "tag"),
+        "mentions": values("mentions", "username"),
+        "cashtags": values("cashtags", "tag"),
+        "urls": [u for u in urls if isinstance(u, str)],
+    }
+
+
+def _media(t: dict, media: dict) -> list[dict]:
+    attachments = t.get("attachments")
+    if not isinstance(attachments, dict):
+        return []
+    inline = attachments.get("media")
+    items = (
+        inline
+        if isinstance(inline, list)
+        else [media[k] for k in attachments.get("media_keys") or () if k in media]
+    )
+    out = []
+    for m in items:
+        if not isinstance(m, dict):
+            continue
+        url = m.get("url")
+        variants = [
+            v
+            for v in m.get("variants") or ()
+            if isinstance(v, dict) and v.get("content_type") == "video/mp4"
+        ]
+        if variants:
+            url = max(variants, key=lambda v: v.get("bit_rate") or 0).get("url")
+        out.append(
+            {
+                "media_key": _str(m.get("media_key"), "media.media_key"),
+                "type": _str(m.get("type"), "media.type"),
+                "url": _str(url, "media.url"),
+                "preview_url": _str(m.get("preview_image_url"), "media.preview_image_url"),
+                "duration_ms": _int(m, "duration_ms"),
+                "width": _int(m, "width"),
+                "height": _int(m, "height"),
+                "alt_text": _str(m.get("alt_text"), "media.alt_text"),
+            }
+        )
+    return out
+
+
+def _timestamp(t: dict) -> int:
+    value = t.get("created_at")
+    if value is None:
+        raise RecordError("missing_field", "created_at: missing")
+    if not isinstance(value, str):
+        raise RecordError(
+            "wrong_type", f"created_at: expected a timestamp string, got {_kind(value)}"
+        )
+    try:
+        ts = datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            ts = datetime.strptime(value, _V1_TIME)
+        except ValueError:
+            raise RecordError(
+                "bad_timestamp", f"created_at: {value[:40]!r} is not an ISO-8601 timestamp"
+            ) from None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=timezone.utc)
+    return int(ts.timestamp() * 1000)
+
+
+def _id(obj: dict, name: str, *, required: bool = False, key: str | None = None) -> str | None:
+    value = obj.get(key or name.rsplit(".", 1)[-1])
+    if value is None:
+        if required:
+            raise RecordError("missing_field", f"{name}: missing")
+        return None
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
+    raise RecordError("wrong_type", f"{name}: expected an id string, got {_kind(value)}")
+
+
+def _str(value: Any, name: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise RecordError("wrong_type", f"{name}: expected a string, got {_kind(value)}")
+
+
+def _int(obj: dict, name: str) -> int | None:
+    value = obj.get(name)
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
+        return value
+    raise RecordError("wrong_type", f"{name}: expected an integer, got {_kind(value)}")
+
+
+def _bool(value: Any, name: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise RecordError("wrong_type", f"{name}: expected true or false, got {_kind(value)}")
+
+
+def _kind(value: Any) -> str:
+    return {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        type(None): "null",
+    }.get(type(value), "a value")

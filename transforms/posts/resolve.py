@@ -1,0 +1,152 @@
+"""Deciding which posts of one bucket survive: duplicates, edits, compliance deletes (plain functions).
+
+A bucket holds every version of the posts whose edit root hashes to it -- new rows from this
+run, and the keys of rows already committed -- so each decision needs only the bucket.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from transforms.posts.rows import edit_roots
+
+__all__ = ["COMMITTED_KEY_COLUMNS", "Resolution", "dedup_text", "resolve_bucket"]
+
+# What is read of committed rows to resolve against them (plus the file path).
+COMMITTED_KEY_COLUMNS = ["post_id", "created_at", "edit_history_ids"]
+
+
+@dataclass
+class Resolution:
+    """The rows to write, committed rows to remove as ``(path, post_id)``, and the counts."""
+
+    kept: pa.Table
+    remove: list[tuple[str, str]] = field(default_factory=list)
+    counts: Counter = field(default_factory=Counter)
+
+
+def _completeness(table: pa.Table) -> list[int]:
+    # Of two copies of one post (a page and a plain export), keep the one that says more.
+    score = None
+    for column in table.columns:
+        valid = pc.cast(pc.is_valid(column), pa.int64())
+        score = valid if score is None else pc.add(score, valid)
+    media = pc.fill_null(pc.list_value_length(table.column("media")), 0)
+    return pc.add(score, pc.cast(media, pa.int64())).to_pylist()
+
+
+def resolve_bucket(new: pa.Table, committed: pa.Table | None, deletes: set[str]) -> Resolution:
+    """Keep one row per post, the latest version of every edited post, and nothing deleted.
+
+    Args:
+        new: this run's rows in the bucket (posts schema).
+        committed: committed rows' ``post_id``, ``created_at``, ``edit_history_ids`` and
+            ``_path``, or None.
+        deletes: every post id a compliance event of this run deletes.
+
+    Rows of ``new`` end up kept, ``deduplicated`` (``post_id``: already seen or committed;
+    ``edit_superseded``: an older version of an edited post) or ``deleted``. Committed rows that
+    are deleted, or superseded by a newer version in ``new``, are listed in ``remove``.
+    """
+    out = Resolution(kept=new.slice(0, 0))
+    ids = new.column("post_id").to_pylist()
+    roots = edit_roots(new)
+    hist_len = pc.fill_null(pc.list_value_length(new.column("edit_history_ids")), 0).to_pylist()
+    created = new.column("created_at").cast(pa.int64()).to_pylist()
+    score = _completeness(new) if new.num_rows else []
+    histories = new.column("edit_history_ids").to_pylist()
+
+    # 1. One row per post id: the most complete, then the first by source and line.
+    sources = new.column("source_uri").to_pylist()
+    lines = new.column("source_line").to_pylist()
+    best: dict[str, int] = {}
+    for i, pid in enumerate(ids):
+        j = best.get(pid)
+        if j is None or (-score[i], sources[i], lines[i]) < (-score[j], sources[j], lines[j]):
+            best[pid] = i
+    out.counts["deduplicated:post_id"] += len(ids) - len(best)
+
+    # 2. Edits meet by edit root; a compliance delete of any version deletes the whole post.
+    def rank(i: int) -> tuple:
+        return (hist_len[i], created[i], ids[i])
+
+    by_root: dict[str, list[int]] = defaultdict(list)
+    for i in best.values():
+        by_root[roots[i]].append(i)
+    committed_rows = []
+    if committed is not None and committed.num_rows:
+        committed_rows = list(
+            zip(
+                committed.column("post_id").to_pylist(),
+                committed.column("edit_history_ids").to_pylist(),
+                committed.column("created_at").cast(pa.int64()).to_pylist(),
+                committed.column("_path").to_pylist(),
+                strict=True,
+            )
+        )
+    deleted_roots: set[str] = set()
+    for root, members in by_root.items():
+        named = {root, *(ids[i] for i in members)}
+        named.update(h for i in members for h in histories[i] or ())
+        if not named.isdisjoint(deletes):
+            deleted_roots.add(root)
+    for pid, hist, _, _ in committed_rows:
+        if pid in deletes or not deletes.isdisjoint(hist or ()):
+            deleted_roots.add(hist[0] if hist else pid)
+    for root in deleted_roots & by_root.keys():
+        out.counts["deleted"] += len(by_root.pop(root))
+
+    old_by_root: dict[str, list[tuple[tuple, str, str]]] = defaultdict(list)
+    for pid, hist, ts, path in committed_rows:
+        root = hist[0] if hist else pid
+        if root in deleted_roots:
+            out.remove.append((path, pid))
+            out.counts["info:committed_rows_deleted"] += 1
+        else:
+            old_by_root[root].append(((len(hist or ()) or 1, ts, pid), pid, path))
+
+    keep = []
+    for root, members in by_root.items():
+        winner = max(members, key=rank)
+        out.counts["deduplicated:edit_superseded"] += len(members) - 1
+        old = old_by_root.get(root, [])
+        committed_ids = {pid for _, pid, _ in old}
+        if ids[winner] in committed_ids:
+            out.counts["deduplicated:post_id"] += 1  # already in the dataset
+            continue
+        if old and max(r for r, _, _ in old) > rank(winner):
+            out.counts["deduplicated:edit_superseded"] += 1  # a newer version is committed
+            continue
+        for _, pid, path in old:  # older committed versions give way to this one
+            out.remove.append((path, pid))
+            out.counts["info:committed_rows_superseded"] += 1
+        keep.append(winner)
+    keep.sort()
+    out.kept = new.take(pa.array(keep, pa.int64()))
+    return out
+
+
+def dedup_text(new: pa.Table, committed_hashes: set[int]) -> tuple[pa.Table, int]:
+    """Drop rows whose ``text_hash`` was seen (committed, or an earlier post of this run).
+
+    The earliest post (by ``created_at``, then ``post_id``) of a text is kept. Returns the kept
+    rows and how many were dropped. Hash 0 (no text left after normalization) never matches.
+    """
+    hashes = new.column("text_hash").to_pylist()
+    created = new.column("created_at").cast(pa.int64()).to_pylist()
+    ids = new.column("post_id").to_pylist()
+    order = sorted(range(new.num_rows), key=lambda i: (created[i], ids[i]))
+    seen = set(committed_hashes)
+    keep = []
+    for i in order:
+        h = hashes[i]
+        if h and h in seen:
+            continue
+        seen.add(h)
+        keep.append(i)
+    keep.sort()
+    return new.take(pa.array(keep, pa.int64())), new.num_rows - len(keep)

@@ -1,0 +1,45 @@
+"""Posts rows (dicts) to Arrow, and splitting tables into hash buckets."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from schemas import POSTS
+
+__all__ = ["bucket_of", "edit_roots", "rows_to_table", "split_buckets"]
+
+
+def rows_to_table(rows: list[dict]) -> pa.Table:
+    """Rows from ``parse.map_tweet`` -> a table of exactly the posts schema."""
+    return pa.Table.from_pylist(rows, schema=POSTS.schema)
+
+
+def bucket_of(key: str, buckets: int) -> int:
+    """A stable bucket for a string key (the same in every process, unlike ``hash``)."""
+    return zlib.crc32(key.encode("utf-8")) % buckets
+
+
+def edit_roots(table: pa.Table) -> list[str]:
+    """Each row's edit root: the first id of its edit history (all versions share it)."""
+    histories = table.column("edit_history_ids").to_pylist()
+    ids = table.column("post_id").to_pylist()
+    return [h[0] if h else pid for h, pid in zip(histories, ids, strict=True)]
+
+
+def split_buckets(table: pa.Table, keys, buckets: int) -> Iterator[tuple[int, pa.Table]]:
+    """Split ``table`` by the bucket of each row's key (strings, or uint64 hashes)."""
+    if table.num_rows == 0:
+        return
+    if isinstance(keys, np.ndarray):
+        index = (keys % np.uint64(buckets)).astype(np.int64)
+    else:
+        index = np.fromiter((bucket_of(k, buckets) for k in keys), np.int64, len(keys))
+    order = np.argsort(index, kind="stable")
+    sorted_index = index[order]
+    bounds = np.flatnonzero(np.diff(sorted_index)) + 1
+    for part in np.split(order, bounds):
+        yield int(index[part[0]]), table.take(pa.array(part))

@@ -1,0 +1,108 @@
+"""Post text: cleaning, entity extraction, PII scrubbing and the dedup hash (plain functions)."""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+
+import regex
+
+__all__ = ["Entities", "clean_text", "dedup_hash", "extract_entities", "scrub_pii"]
+
+# The X API escapes exactly these three; unescaping only them leaves a literal "&copy;" alone.
+_ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"))
+# Control characters (Cc) except tab and newline. Format characters (Cf) stay: the zero-width
+# joiner holds emoji sequences such as 👨‍👩‍👧 together.
+_CONTROL = regex.compile(r"[^\P{Cc}\t\n]")
+_URL = regex.compile(r"https?://[^\s<>\"'\u3000]+", regex.IGNORECASE)
+_EMAIL = regex.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# Hashtags: letters, marks (Devanagari vowel signs...), digits, underscore; not all digits.
+_HASHTAG = regex.compile(
+    r"(?<![\p{L}\p{M}\p{N}_&/#])[#＃]([\p{L}\p{M}\p{N}_]*[\p{L}\p{M}_][\p{L}\p{M}\p{N}_]*)"
+)
+_MENTION = regex.compile(r"(?<![\w@＠])[@＠]([A-Za-z0-9_]{1,15})(?![\w@])")
+_CASHTAG = regex.compile(r"(?<![\w$])\$([A-Za-z]{1,6}(?:[._][A-Za-z]{1,2})?)(?![\w$])")
+_PHONE = regex.compile(r"(?<![\w+])\+?\d(?:[\d\s().-]{6,}\d)(?![\w])")
+_TRAILING = ".,;:!?)]}'\"…"
+_REPOST = regex.compile(r"^RT @\w{1,15}: ")
+_SPACE = regex.compile(r"\s+")
+
+
+def clean_text(text: str) -> str:
+    """Unescape ``&lt; &gt; &amp;``, normalize to NFC and drop control characters."""
+    for escaped, plain in _ENTITIES:
+        text = text.replace(escaped, plain)
+    return _CONTROL.sub("", unicodedata.normalize("NFC", text))
+
+
+class Entities:
+    """Hashtags, mentions, cashtags and URLs found in a text, each in order of appearance."""
+
+    __slots__ = ("cashtags", "hashtags", "mentions", "urls")
+
+    def __init__(self, hashtags, mentions, cashtags, urls):
+        self.hashtags, self.mentions, self.cashtags, self.urls = hashtags, mentions, cashtags, urls
+
+
+def _mask(text: str, pattern) -> str:
+    # Same length, so offsets still line up; masked spans can no longer match anything.
+    return pattern.sub(lambda m: " " * len(m.group(0)), text)
+
+
+def extract_entities(text: str) -> Entities:
+    """Entities of a cleaned text, for posts that come without ``entities``.
+
+    Nothing is found inside URLs or e-mail addresses (``jane@example.com`` mentions nobody,
+    ``https://x.com/#frag`` has no hashtag).
+    """
+    urls = [m.group(0).rstrip(_TRAILING) for m in _URL.finditer(text)]
+    rest = _mask(_mask(text, _URL), _EMAIL)
+    return Entities(
+        hashtags=[m.group(1) for m in _HASHTAG.finditer(rest)],
+        mentions=[m.group(1) for m in _MENTION.finditer(rest)],
+        cashtags=[m.group(1) for m in _CASHTAG.finditer(rest)],
+        urls=urls,
+    )
+
+
+def scrub_pii(text: str) -> tuple[str, int]:
+    """Replace e-mail addresses with ``<email>`` and phone numbers with ``<phone>``.
+
+    Returns the text and how many were replaced. URLs are left alone (a status id in a link is
+    not a phone number); a phone number needs 9 to 15 digits.
+    """
+    spans = [m.span() for m in _URL.finditer(text)]
+
+    def outside_urls(m) -> bool:
+        return not any(a <= m.start() < b for a, b in spans)
+
+    count = 0
+
+    def email(m):
+        nonlocal count
+        if not outside_urls(m):
+            return m.group(0)
+        count += 1
+        return "<email>"
+
+    def phone(m):
+        nonlocal count
+        digits = sum(c.isdigit() for c in m.group(0))
+        if not outside_urls(m) or not 9 <= digits <= 15:
+            return m.group(0)
+        count += 1
+        return "<phone>"
+
+    text = _EMAIL.sub(email, text)
+    spans = [m.span() for m in _URL.finditer(text)]
+    return _PHONE.sub(phone, text), count
+
+
+def dedup_hash(text: str) -> int:
+    """A 64-bit hash of the text as a reader sees it: a repost's ``RT @user:`` prefix, links
+    (t.co links differ between copies), case and spacing do not count; 0 for no text."""
+    core = _REPOST.sub("", text)
+    core = _SPACE.sub(" ", _URL.sub("", core)).strip().casefold()
+    if not core:
+        return 0  # nothing left to compare: such posts are never text duplicates
+    return int.from_bytes(hashlib.blake2b(core.encode("utf-8"), digest_size=8).digest(), "little")
