@@ -5,7 +5,11 @@ Names are re-exported lazily (PEP 562): a pipeline's heavy imports load only whe
 
 from importlib import import_module
 
-_EXPORTS = {"run_demo": "pipelines.demo"}
+_EXPORTS = {
+    "ingest_demo_posts": "pipelines.demo",
+    "run_demo": "pipelines.demo",
+    "IngestPostsConfig": "pipelines.ingest_posts",
+}
 
 __all__ = sorted(_EXPORTS)
 

@@ -1,7 +1,7 @@
-"""``shardsmith demo``: generate both samples and show what was made.
+"""``shardsmith demo``: generate both samples, run the pipelines on them, show what happened.
 
-Each pipeline extends the demo as it lands; for now it generates the fleet and post samples
-that the ingestion pipelines consume.
+Each pipeline extends the demo as it lands: for now the samples are generated and the posts
+ingested into ``DIR/datasets/posts``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from transforms.samples import (
     generate_posts_sample,
 )
 
-__all__ = ["run_demo"]
+__all__ = ["ingest_demo_posts", "run_demo"]
 
 
 def run_demo(
@@ -34,7 +34,18 @@ def run_demo(
     )
     posts = generate_posts_sample(
         os.path.join(directory, "samples", "posts"),
-        PostsSampleConfig(seed=seed),
+        PostsSampleConfig(posts=800, seed=seed),
         progress=progress,
     )
     return {"fleet": fleet, "posts": posts}
+
+
+def ingest_demo_posts(directory: str, options):
+    """Ingest ``DIR/samples/posts`` into ``DIR/datasets/posts``; returns the run report."""
+    from pipelines.ingest_posts import IngestPostsConfig, run
+
+    config = IngestPostsConfig(
+        sources=(os.path.join(directory, "samples", "posts"),),
+        dataset=os.path.join(directory, "datasets", "posts"),
+    )
+    return run(config, options)

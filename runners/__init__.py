@@ -8,7 +8,8 @@ from importlib import import_module
 _EXPORTS = {
     "main": "runners.cli",
     "UserError": "runners.errors",
-    "parse_duration": "runners.durations",
+    "parse_duration": "runners.units",
+    "parse_size": "runners.units",
     "RUNNERS": "runners.options",
     "add_runner_arguments": "runners.options",
     "beam_options": "runners.options",

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from runners.errors import UserError
+from runners.options import add_runner_arguments
 
 __all__ = ["build_parser", "main"]
 
@@ -31,6 +32,7 @@ examples:
   shardsmith demo ./demo                      generate both samples and show what was made
   shardsmith sample fleet ./fleet --broken    synthetic dashcam sessions, some files damaged
   shardsmith sample posts ./posts --seed 7    synthetic X API v2 pages, streams, deletes
+  shardsmith ingest posts ./posts --to ./datasets/posts --dedup-text
   shardsmith history s3://bucket/posts --storage-options '{"anon": false}'
   shardsmith gc ./datasets/posts --min-age 0 --dry-run
 """
@@ -78,9 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help="generate both samples and show what shardsmith makes of them",
+        help="generate both samples, ingest them, and show what shardsmith made",
         description="Generate a fleet sample and a post-stream sample under DIR/samples "
-        "(with a few broken inputs on purpose) and print what was made.",
+        "(with a few broken inputs on purpose), ingest the posts into DIR/datasets/posts and "
+        "print what was made and the run report.",
     )
     demo.add_argument(
         "dir",
@@ -147,6 +150,86 @@ def build_parser() -> argparse.ArgumentParser:
     posts.add_argument("--posts", type=int, default=300, help="posts (default: 300)")
     posts.add_argument("--days", type=int, default=5, help="time span (default: 5)")
     posts.add_argument("--malformed", type=int, default=6, help="bad lines (default: 6)")
+
+    ingest = sub.add_parser(
+        "ingest",
+        help="ingest raw sources into a dataset: posts (post streams)",
+        description="Ingest raw sources into a dataset version. Every record read is written, "
+        "rejected with a reason, deduplicated, deleted by a compliance event or skipped, and "
+        "the run report proves it.",
+    )
+    what = ingest.add_subparsers(dest="ingest_kind", metavar="KIND", required=True)
+    posts_in = what.add_parser(
+        "posts",
+        help="X API v2 pages, stream lines, twarc2 tweets, plain posts, compliance deletes",
+        description="Ingest post streams (JSON Lines, plain, .gz or .zst; every form detected "
+        "per line) into a posts dataset: includes joined, text unescaped and NFC-normalized, "
+        "entities extracted, only the latest version of edited posts kept, duplicates dropped "
+        "(within the run and against the dataset), compliance deletes applied to this run and "
+        "to committed versions. Malformed lines go to rejects/ with file, line and reason.",
+        epilog="Any other --flag is passed to Beam's PipelineOptions.",
+    )
+    posts_in.add_argument(
+        "sources", nargs="+", metavar="SRC", help="files, directories or globs at any fsspec URL"
+    )
+    posts_in.add_argument(
+        "--to",
+        required=True,
+        metavar="DATASET",
+        dest="dataset",
+        help="the posts dataset (created if absent)",
+    )
+    posts_in.add_argument(
+        "--incremental",
+        action="store_true",
+        help="skip sources a committed version already consumed",
+    )
+    posts_in.add_argument(
+        "--dedup-text",
+        action="store_true",
+        help="also drop posts whose normalized text was already seen (reposts, copy-paste spam)",
+    )
+    posts_in.add_argument(
+        "--scrub-pii",
+        action="store_true",
+        help="replace e-mail addresses and phone numbers with placeholders",
+    )
+    posts_in.add_argument(
+        "--langs",
+        default="",
+        metavar="L1,L2",
+        help="keep only these languages (e.g. en,ja; default: all)",
+    )
+    posts_in.add_argument(
+        "--min-chars",
+        type=int,
+        default=0,
+        metavar="N",
+        help="drop posts with less text (default: 0)",
+    )
+    posts_in.add_argument("--drop-reposts", action="store_true", help="drop reposts (retweets)")
+    posts_in.add_argument(
+        "--max-line-bytes",
+        default="16MiB",
+        metavar="SIZE",
+        help="reject longer lines (default: %(default)s)",
+    )
+    posts_in.add_argument(
+        "--max-reject-rate",
+        type=float,
+        default=0.01,
+        metavar="FRACTION",
+        help="above this, commit nothing and exit 1 (default: %(default)s)",
+    )
+    posts_in.add_argument(
+        "--target-file-size",
+        default="256MiB",
+        metavar="SIZE",
+        help="size of the Parquet files written (default: %(default)s)",
+    )
+    _add_storage_options(posts_in)
+    add_runner_arguments(posts_in)
+    posts_in.set_defaults(passthrough=True)
 
     history = sub.add_parser(
         "history",
@@ -260,8 +343,9 @@ def _print_posts(directory, truth, print_table, human_bytes) -> None:
 
 
 def _cmd_demo(args) -> None:
-    from pipelines.demo import run_demo
-    from runners.console import human_bytes, print_table, progress
+    from pipelines.demo import ingest_demo_posts, run_demo
+    from runners.console import human_bytes, print_report, print_table, progress
+    from runners.options import beam_options
 
     with progress("generating samples", None) as advance:
         truths = run_demo(args.dir, seed=args.seed, progress=advance)
@@ -272,6 +356,49 @@ def _cmd_demo(args) -> None:
     _print_posts(
         os.path.join(args.dir, "samples", "posts"), truths["posts"], print_table, human_bytes
     )
+    print()
+    with progress("ingesting posts", None):
+        report = ingest_demo_posts(args.dir, beam_options("local", None, []))
+    print_report(report)
+    expected = len(truths["posts"]["expected_post_ids"])
+    print(f"{report.records_written} posts written; the sample's truth expects {expected}")
+
+
+def _cmd_ingest(args) -> int:
+    from pipelines.ingest_posts import IngestPostsConfig, run
+    from runners.console import print_report, progress
+    from runners.execute import RunFailed
+    from runners.options import beam_options, parse_storage_options
+    from runners.units import parse_size
+
+    config = IngestPostsConfig(
+        sources=tuple(args.sources),
+        dataset=args.dataset,
+        dedup_text=args.dedup_text,
+        scrub_pii=args.scrub_pii,
+        langs=tuple(sorted(filter(None, (x.strip() for x in args.langs.split(","))))),
+        min_chars=args.min_chars,
+        drop_reposts=args.drop_reposts,
+        incremental=args.incremental,
+        max_line_bytes=parse_size(args.max_line_bytes, "--max-line-bytes"),
+        max_reject_rate=args.max_reject_rate,
+        target_file_bytes=parse_size(args.target_file_size, "--target-file-size"),
+        storage_options=parse_storage_options(args.storage_options),
+    )
+    options = beam_options(args.runner, args.workers, args.passthrough_args)
+    workers = options.get_all_options()["direct_num_workers"]
+    print(
+        f"ingesting posts into {config.dataset} with --runner {args.runner} ({workers} workers)",
+        file=sys.stderr,
+    )
+    try:
+        with progress("ingesting posts", None):
+            report = run(config, options)
+    except RunFailed as failed:
+        print_report(failed.report)
+        return 1
+    print_report(report)
+    return 0
 
 
 def _cmd_history(args) -> None:
@@ -325,8 +452,8 @@ def _cmd_history(args) -> None:
 def _cmd_gc(args) -> None:
     from catalog import Dataset, collect_garbage
     from runners.console import human_bytes
-    from runners.durations import parse_duration
     from runners.options import parse_storage_options
+    from runners.units import parse_duration
 
     min_age = parse_duration(args.min_age, "--min-age")
     ds = Dataset.open(args.dataset, storage_options=parse_storage_options(args.storage_options))
@@ -342,22 +469,32 @@ def _cmd_gc(args) -> None:
         )
 
 
-_COMMANDS = {"demo": _cmd_demo, "sample": _cmd_sample, "history": _cmd_history, "gc": _cmd_gc}
+_COMMANDS = {
+    "demo": _cmd_demo,
+    "sample": _cmd_sample,
+    "ingest": _cmd_ingest,
+    "history": _cmd_history,
+    "gc": _cmd_gc,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``shardsmith`` console script; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "passthrough", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.passthrough_args = extra
+    # Beam and its dependencies warn about optional extras at import; only errors matter here.
     logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
+        level=logging.INFO if args.verbose else logging.ERROR,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     from catalog import CommitConflict, DatasetError
     from schemas import ManifestError
 
     try:
-        _COMMANDS[args.command](args)
+        status = _COMMANDS[args.command](args)
     except (UserError, DatasetError, ManifestError) as exc:
         print(f"shardsmith: error: {exc}", file=sys.stderr)
         return 2
@@ -379,7 +516,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("shardsmith: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

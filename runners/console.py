@@ -32,12 +32,14 @@ def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]
     """A titled table on stdout (plain text when stdout is not a terminal)."""
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left", show_edge=False)
+    table = Table(show_edge=False)
     for i, name in enumerate(columns):
         table.add_column(name, justify="left" if i == 0 else "right")
     for row in rows:
         table.add_row(*(str(c) for c in row))
-    _console().print(table)
+    console = _console()
+    console.print(title, style="bold")
+    console.print(table)
 
 
 def print_report(report) -> None:

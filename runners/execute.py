@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
+import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from catalog import Dataset
@@ -41,13 +45,44 @@ def run_pipeline(
     import apache_beam as beam
 
     started = time.monotonic()
-    with beam.Pipeline(options=options) as pipeline:
+    with _worker_output_to_log(run_id), beam.Pipeline(options=options) as pipeline:
         build(pipeline)
     report = run_outcome(dataset, run_id, base_version, storage_options)
     log.info("run %s finished in %.1fs: %s", run_id, time.monotonic() - started, report.status)
     if report.status == "failed":
         raise RunFailed(report)
     return report
+
+
+@contextmanager
+def _worker_output_to_log(run_id: str) -> Iterator[None]:
+    """Send what worker processes print (Beam's start-up chatter) to a log file.
+
+    Workers inherit file descriptor 2; this process keeps writing to the terminal through a
+    duplicate of it. With ``-v`` (INFO logging) nothing is redirected. On failure the log's
+    path is logged, so nothing a worker said is lost.
+    """
+    if logging.getLogger().isEnabledFor(logging.INFO):
+        yield
+        return
+    path = os.path.join(tempfile.gettempdir(), f"shardsmith-{run_id}-workers.log")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    terminal = os.fdopen(os.dup(saved), "w", buffering=1, encoding="utf-8", errors="replace")
+    previous = sys.stderr
+    with open(path, "ab") as sink:
+        os.dup2(sink.fileno(), 2)
+    sys.stderr = terminal
+    try:
+        yield
+    except BaseException:
+        print(f"shardsmith: worker output is in {path}", file=terminal)
+        raise
+    finally:
+        sys.stderr = previous
+        os.dup2(saved, 2)
+        os.close(saved)
+        terminal.close()
 
 
 def run_outcome(

@@ -11,28 +11,26 @@ import numpy as np
 __all__ = ["encode_mp4", "rgb_to_yuv420p"]
 
 _TIME_BASE = Fraction(1, 1000)
-# BT.601, limited range: what H.264 dashcam streams carry.
-_RGB_TO_YUV = np.array(
-    [[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]],
-    np.float32,
-) / np.float32(255.0)
-_OFFSET = np.array([16.0, 128.0, 128.0], np.float32)
 
 
 def rgb_to_yuv420p(rgb: np.ndarray) -> np.ndarray:
     """``H x W x 3`` uint8 RGB -> the ``(H * 3 / 2) x W`` uint8 planes of a yuv420p frame.
 
-    Done here rather than by libswscale at encode time so that a seed's frames are bit-identical
-    from run to run (swscale's SIMD paths are not).
+    BT.601 limited range in integer arithmetic (as FFmpeg's C path), done here rather than by
+    libswscale at encode time so that a seed's frames are bit-identical from run to run
+    (swscale's SIMD paths are not).
     """
     h, w = rgb.shape[:2]
-    yuv = rgb.astype(np.float32) @ _RGB_TO_YUV.T + _OFFSET
-    y = np.clip(np.rint(yuv[..., 0]), 0, 255).astype(np.uint8)
-    chroma = yuv[..., 1:].reshape(h // 2, 2, w // 2, 2, 2).mean(axis=(1, 3))
-    uv = np.clip(np.rint(chroma), 0, 255).astype(np.uint8)
-    u = uv[..., 0].reshape(h // 4, w)
-    v = uv[..., 1].reshape(h // 4, w)
-    return np.concatenate([y, u, v])
+    c = rgb.astype(np.int32)
+    r, g, b = c[..., 0], c[..., 1], c[..., 2]
+    y = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16
+    # Chroma from the mean colour of each 2x2 block.
+    q = c[0::2, 0::2] + c[1::2, 0::2] + c[0::2, 1::2] + c[1::2, 1::2]
+    r, g, b = q[..., 0], q[..., 1], q[..., 2]  # 4x the block mean
+    u = ((-38 * r - 74 * g + 112 * b + 512) >> 10) + 128
+    v = ((112 * r - 94 * g - 18 * b + 512) >> 10) + 128
+    planes = [y, u.reshape(h // 4, w), v.reshape(h // 4, w)]
+    return np.concatenate([np.clip(p, 0, 255).astype(np.uint8) for p in planes])
 
 
 def encode_mp4(
