@@ -387,12 +387,8 @@ def _cmd_ingest(args) -> int:
     )
     options = beam_options(args.runner, args.workers, args.passthrough_args)
     workers = options.get_all_options()["direct_num_workers"]
-    print(
-        f"ingesting posts into {config.dataset} with --runner {args.runner} ({workers} workers)",
-        file=sys.stderr,
-    )
     try:
-        with progress("ingesting posts", None):
+        with progress(f"ingesting posts ({args.runner} runner, {workers} workers)", None):
             report = run(config, options)
     except RunFailed as failed:
         print_report(failed.report)

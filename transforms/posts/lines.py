@@ -47,8 +47,11 @@ def read_lines(stream: BinaryIO, max_line_bytes: int) -> Iterator[Line]:
     number = 0
     pending = b""
     skipping: Line | None = None
+    # read1 hands over what one read decoded, so a stream that breaks off (a truncated gzip)
+    # still yields every complete line before the break.
+    read = getattr(stream, "read1", stream.read)
     while True:
-        block = stream.read(_BLOCK)
+        block = read(_BLOCK)
         if not block:
             break
         start = 0
