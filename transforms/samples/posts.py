@@ -101,7 +101,9 @@ class _World:
         self.cfg = cfg
         self.rng = random.Random(seed_for(cfg.seed, "posts"))
         self.users = [self._user(i) for i in range(cfg.users)]
+        self.users_by_id = {u["id"]: u for u in self.users}
         self.tweets: list[dict] = []  # every version of every post, in time order
+        self.originals: list[dict] = []  # those that reference no other post
         self.media: dict[str, dict] = {}
         self.edited: dict[str, str] = {}  # superseded version id -> latest version id
         self.pii_ids: list[str] = []
@@ -156,7 +158,7 @@ class _World:
         for i, ts in enumerate(times):
             ts = ts.replace(microsecond=(ts.microsecond // 1000) * 1000)
             author = rng.choice(self.users)
-            originals = [t for t in self.tweets if "referenced_tweets" not in t]
+            originals = self.originals
             roll = rng.random()
             if i < 10 or roll < 0.55 or not originals:
                 self._post(ts, author, oddity=rng.choice([None] * 18 + ["control", "nfd"]))
@@ -241,13 +243,13 @@ class _World:
             )
         if entities:
             tweet["entities"] = entities
-        self.tweets.append(tweet)
+        self._append(tweet)
         return tweet
 
     def _repost(self, ts, author, original) -> None:
         tid = self._new_id(ts)
         o_author = self._author(original)
-        self.tweets.append(
+        self._append(
             {
                 "id": tid,
                 "text": f"RT @{o_author['username']}: {original['text']}"[:280],
@@ -285,10 +287,15 @@ class _World:
         edited["text"] = original["text"] + " (edited)"
         edited["edit_history_tweet_ids"] = [original["id"], tid]
         self.edited[original["id"]] = tid
-        self.tweets.append(edited)
+        self._append(edited)
 
     def _author(self, tweet) -> dict:
-        return next(u for u in self.users if u["id"] == tweet["author_id"])
+        return self.users_by_id[tweet["author_id"]]
+
+    def _append(self, tweet: dict) -> None:
+        self.tweets.append(tweet)
+        if "referenced_tweets" not in tweet:
+            self.originals.append(tweet)
 
     def public_user(self, user) -> dict:
         return {k: v for k, v in user.items() if not k.startswith("_")}
