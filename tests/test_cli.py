@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -81,6 +82,11 @@ def test_demo_generates_both_samples(tmp_path):
     out = _cli("demo", str(tmp_path / "demo"))
     assert out.returncode == 0, out.stderr
     assert "fleet sample" in out.stdout and "post sample" in out.stdout
+    assert "committed (append, version 1)" in out.stdout
+    written, expected = re.search(
+        r"(\d+) posts written; the sample's truth expects (\d+)", out.stdout
+    ).groups()
+    assert written == expected
     for kind in ("fleet", "posts"):
         assert (tmp_path / "demo" / "samples" / kind / "_SAMPLE.json").exists()
 

@@ -354,3 +354,22 @@ def test_cli_errors_are_one_line(tmp_path):
         timeout=60,
     )
     assert out.returncode == 2 and "--max-line-bytes 'lots': expected a size" in out.stderr
+
+
+def test_sources_and_dataset_on_s3(moto_endpoint):
+    """Sources listed, read and ingested from moto's S3 server; credentials stay out of the manifest."""
+    import fsspec
+    from conftest import make_bucket, s3_options
+
+    options = s3_options(moto_endpoint)
+    bucket = make_bucket(moto_endpoint)
+    fs = fsspec.filesystem("s3", **options)
+    fs.pipe_file(f"{bucket}/in/hand.jsonl", HAND.read_bytes())
+    fs.pipe_file(f"{bucket}/in/_ignored.jsonl", b"not even json\n")
+    url = f"s3://{bucket}/posts"
+    report = _ingest([f"s3://{bucket}/in/"], url, options=in_process(), storage_options=options)
+    assert report.status == "committed" and report.records_written == 7
+    ds = Dataset.open(url, storage_options=options)
+    raw = ds.fs.cat_file(ds.path("manifests/v00000001.json")).decode()
+    assert "testing" not in raw and moto_endpoint not in raw
+    assert [s.uri for s in ds.manifest().sources] == [f"s3://{bucket}/in/hand.jsonl"]
