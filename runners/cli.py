@@ -9,9 +9,8 @@ the catalog commands start fast.
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import logging
-import os
 import sys
 from collections.abc import Sequence
 
@@ -258,219 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cmd_sample(args) -> None:
-    from runners.console import human_bytes, print_table, progress
-
-    if args.sample_kind == "fleet":
-        from transforms.samples import FleetSampleConfig, generate_fleet_sample
-
-        cfg = _config(
-            FleetSampleConfig,
-            seed=args.seed,
-            layout=args.layout,
-            vehicles=args.vehicles,
-            sessions=args.sessions,
-            events=args.events,
-            segments=args.segments,
-            cameras=args.cameras,
-            duration_s=args.duration,
-            fps=args.fps,
-            width=args.size[0],
-            height=args.size[1],
-            gop_s=args.gop,
-            broken=args.broken,
-        )
-        with progress("encoding", None) as advance:
-            truth = generate_fleet_sample(args.dir, cfg, progress=advance)
-        _print_fleet(args.dir, truth, print_table, human_bytes)
-    else:
-        from transforms.samples import PostsSampleConfig, generate_posts_sample
-
-        cfg = _config(
-            PostsSampleConfig,
-            seed=args.seed,
-            users=args.users,
-            posts=args.posts,
-            days=args.days,
-            malformed=args.malformed,
-        )
-        truth = generate_posts_sample(args.dir, cfg)
-        _print_posts(args.dir, truth, print_table, human_bytes)
-
-
-def _config(cls, **kwargs):
-    try:
-        return cls(**kwargs)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-
-
-def _print_fleet(directory, truth, print_table, human_bytes) -> None:
-    rows = []
-    for s in truth["sessions"]:
-        broken = [c["camera"] for c in s["cameras"] if c["broken"]]
-        rows.append(
-            (
-                s["layout"],
-                f"{s['vehicle_id'] or s.get('folder')}/{s['session_id']}",
-                s["start_utc"],
-                f"{s['duration_s']:g}s",
-                len({c["camera"] for c in s["cameras"]}),
-                sum(c["frames"] for c in s["cameras"]),
-                ", ".join(broken) or "-",
-            )
-        )
-    print_table(
-        f"fleet sample in {directory}",
-        ("layout", "session", "start (UTC)", "length", "cameras", "frames", "broken"),
-        rows,
-    )
-    print(
-        f"{truth['files']} files, {truth['frames']:,} frames, {human_bytes(truth['bytes'])}; "
-        f"{len(truth['broken'])} broken inputs on purpose"
-    )
-
-
-def _print_posts(directory, truth, print_table, human_bytes) -> None:
-    rows = [(name, f["lines"], human_bytes(f["bytes"])) for name, f in truth["files"].items()]
-    print_table(f"post sample in {directory}", ("file", "lines", "size"), rows)
-    print(
-        f"{len(truth['post_ids'])} posts ({len(truth['expected_post_ids'])} expected after "
-        f"{len(truth['edited'])} edits and {len(truth['deleted_ids'])} compliance deletes), "
-        f"{len(truth['duplicated_ids'])} repeated across files, {len(truth['malformed'])} "
-        f"malformed lines, {len(truth['langs'])} languages"
-    )
-
-
-def _cmd_demo(args) -> None:
-    from pipelines.demo import ingest_demo_posts, run_demo
-    from runners.console import human_bytes, print_report, print_table, progress
-    from runners.options import beam_options
-
-    with progress("generating samples", None) as advance:
-        truths = run_demo(args.dir, seed=args.seed, progress=advance)
-    _print_fleet(
-        os.path.join(args.dir, "samples", "fleet"), truths["fleet"], print_table, human_bytes
-    )
-    print()
-    _print_posts(
-        os.path.join(args.dir, "samples", "posts"), truths["posts"], print_table, human_bytes
-    )
-    print()
-    with progress("ingesting posts", None):
-        report = ingest_demo_posts(args.dir, beam_options("local", None, []))
-    print_report(report)
-    expected = len(truths["posts"]["expected_post_ids"])
-    print(f"{report.records_written} posts written; the sample's truth expects {expected}")
-
-
-def _cmd_ingest(args) -> int:
-    from pipelines.ingest_posts import IngestPostsConfig, run
-    from runners.console import print_report, progress
-    from runners.execute import RunFailed
-    from runners.options import beam_options, parse_storage_options
-    from runners.units import parse_size
-
-    config = IngestPostsConfig(
-        sources=tuple(args.sources),
-        dataset=args.dataset,
-        dedup_text=args.dedup_text,
-        scrub_pii=args.scrub_pii,
-        langs=tuple(sorted(filter(None, (x.strip() for x in args.langs.split(","))))),
-        min_chars=args.min_chars,
-        drop_reposts=args.drop_reposts,
-        incremental=args.incremental,
-        max_line_bytes=parse_size(args.max_line_bytes, "--max-line-bytes"),
-        max_reject_rate=args.max_reject_rate,
-        target_file_bytes=parse_size(args.target_file_size, "--target-file-size"),
-        storage_options=parse_storage_options(args.storage_options),
-    )
-    options = beam_options(args.runner, args.workers, args.passthrough_args)
-    workers = options.get_all_options()["direct_num_workers"]
-    try:
-        with progress(f"ingesting posts ({args.runner} runner, {workers} workers)", None):
-            report = run(config, options)
-    except RunFailed as failed:
-        print_report(failed.report)
-        return 1
-    print_report(report)
-    return 0
-
-
-def _cmd_history(args) -> None:
-    from catalog import Dataset
-    from runners.console import human_bytes, print_table
-    from runners.options import parse_storage_options
-
-    ds = Dataset.open(args.dataset, storage_options=parse_storage_options(args.storage_options))
-    manifests = [ds.manifest(v) for v in ds.versions()]
-    if args.json:
-        for m in manifests:
-            print(
-                json.dumps(
-                    {
-                        "version": m.version,
-                        "operation": m.operation,
-                        "run_id": m.run_id,
-                        "created_at": m.created_at,
-                        "rows": m.rows,
-                        "files": len(m.files),
-                        "bytes": m.bytes,
-                        "report": m.report,
-                    },
-                    ensure_ascii=False,
-                )
-            )
-        return
-    rows = [
-        (
-            m.version,
-            m.created_at,
-            m.operation,
-            m.run_id,
-            f"{m.rows:,}",
-            len(m.files),
-            human_bytes(m.bytes),
-            f"{m.report.get('records_written', 0):,}",
-            f"{m.report.get('records_rejected', 0):,}",
-        )
-        for m in manifests
-    ]
-    print_table(
-        f"{ds.kind} dataset {ds.url}",
-        ("version", "created (UTC)", "op", "run", "rows", "files", "size", "+rows", "rejects"),
-        rows,
-    )
-    if not manifests:
-        print("no versions committed yet")
-
-
-def _cmd_gc(args) -> None:
-    from catalog import Dataset, collect_garbage
-    from runners.console import human_bytes
-    from runners.options import parse_storage_options
-    from runners.units import parse_duration
-
-    min_age = parse_duration(args.min_age, "--min-age")
-    ds = Dataset.open(args.dataset, storage_options=parse_storage_options(args.storage_options))
-    result = collect_garbage(ds, min_age=min_age, dry_run=args.dry_run)
-    verb = "would remove" if args.dry_run else "removed"
-    for path in result.removed:
-        print(f"{verb} {path}")
-    print(f"{verb} {len(result.removed)} orphan files ({human_bytes(result.removed_bytes)})")
-    if result.kept_young:
-        print(
-            f"kept {len(result.kept_young)} orphan files younger than {args.min_age} "
-            f"(a run may still be writing them; --min-age 0 removes them)"
-        )
-
-
+# Each command lives in its own module, imported only when it runs.
 _COMMANDS = {
-    "demo": _cmd_demo,
-    "sample": _cmd_sample,
-    "ingest": _cmd_ingest,
-    "history": _cmd_history,
-    "gc": _cmd_gc,
+    "demo": ("runners.commands.samples", "demo"),
+    "sample": ("runners.commands.samples", "sample"),
+    "ingest": ("runners.commands.ingest", "ingest"),
+    "history": ("runners.commands.datasets", "history"),
+    "gc": ("runners.commands.datasets", "gc"),
 }
 
 
@@ -490,7 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from schemas import ManifestError
 
     try:
-        status = _COMMANDS[args.command](args)
+        module, name = _COMMANDS[args.command]
+        status = getattr(importlib.import_module(module), name)(args)
     except (UserError, DatasetError, ManifestError) as exc:
         print(f"shardsmith: error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,113 @@
+"""``shardsmith sample`` and ``shardsmith demo``."""
+
+from __future__ import annotations
+
+import os
+
+from runners.errors import UserError
+
+
+def sample(args) -> None:
+    from runners.console import human_bytes, print_table, progress
+
+    if args.sample_kind == "fleet":
+        from transforms.samples import FleetSampleConfig, generate_fleet_sample
+
+        cfg = _config(
+            FleetSampleConfig,
+            seed=args.seed,
+            layout=args.layout,
+            vehicles=args.vehicles,
+            sessions=args.sessions,
+            events=args.events,
+            segments=args.segments,
+            cameras=args.cameras,
+            duration_s=args.duration,
+            fps=args.fps,
+            width=args.size[0],
+            height=args.size[1],
+            gop_s=args.gop,
+            broken=args.broken,
+        )
+        with progress("encoding", None) as advance:
+            truth = generate_fleet_sample(args.dir, cfg, progress=advance)
+        _print_fleet(args.dir, truth, print_table, human_bytes)
+    else:
+        from transforms.samples import PostsSampleConfig, generate_posts_sample
+
+        cfg = _config(
+            PostsSampleConfig,
+            seed=args.seed,
+            users=args.users,
+            posts=args.posts,
+            days=args.days,
+            malformed=args.malformed,
+        )
+        truth = generate_posts_sample(args.dir, cfg)
+        _print_posts(args.dir, truth, print_table, human_bytes)
+
+
+def _config(cls, **kwargs):
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _print_fleet(directory, truth, print_table, human_bytes) -> None:
+    rows = []
+    for s in truth["sessions"]:
+        broken = [c["camera"] for c in s["cameras"] if c["broken"]]
+        rows.append(
+            (
+                s["layout"],
+                f"{s['vehicle_id'] or s.get('folder')}/{s['session_id']}",
+                s["start_utc"],
+                f"{s['duration_s']:g}s",
+                len({c["camera"] for c in s["cameras"]}),
+                sum(c["frames"] for c in s["cameras"]),
+                ", ".join(broken) or "-",
+            )
+        )
+    print_table(
+        f"fleet sample in {directory}",
+        ("layout", "session", "start (UTC)", "length", "cameras", "frames", "broken"),
+        rows,
+    )
+    print(
+        f"{truth['files']} files, {truth['frames']:,} frames, {human_bytes(truth['bytes'])}; "
+        f"{len(truth['broken'])} broken inputs on purpose"
+    )
+
+
+def _print_posts(directory, truth, print_table, human_bytes) -> None:
+    rows = [(name, f["lines"], human_bytes(f["bytes"])) for name, f in truth["files"].items()]
+    print_table(f"post sample in {directory}", ("file", "lines", "size"), rows)
+    print(
+        f"{len(truth['post_ids'])} posts ({len(truth['expected_post_ids'])} expected after "
+        f"{len(truth['edited'])} edits and {len(truth['deleted_ids'])} compliance deletes), "
+        f"{len(truth['duplicated_ids'])} repeated across files, {len(truth['malformed'])} "
+        f"malformed lines, {len(truth['langs'])} languages"
+    )
+
+
+def demo(args) -> None:
+    from pipelines.demo import ingest_demo_posts, run_demo
+    from runners.console import human_bytes, print_report, print_table, progress
+    from runners.options import beam_options
+
+    with progress("generating samples", None) as advance:
+        truths = run_demo(args.dir, seed=args.seed, progress=advance)
+    _print_fleet(
+        os.path.join(args.dir, "samples", "fleet"), truths["fleet"], print_table, human_bytes
+    )
+    print()
+    _print_posts(
+        os.path.join(args.dir, "samples", "posts"), truths["posts"], print_table, human_bytes
+    )
+    print()
+    with progress("ingesting posts", None):
+        report = ingest_demo_posts(args.dir, beam_options("local", None, []))
+    print_report(report)
+    expected = len(truths["posts"]["expected_post_ids"])
+    print(f"{report.records_written} posts written; the sample's truth expects {expected}")
