@@ -11,6 +11,7 @@ from catalog.dataset import (
 )
 from catalog.exclusive import UnsupportedStoreError, create_exclusive
 from catalog.gc import GcResult, collect_garbage
+from catalog.parquet import read_parquet
 from catalog.storage import open_url, redact_url
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "create_exclusive",
     "new_run_id",
     "open_url",
+    "read_parquet",
     "redact_url",
     "utc_now",
 ]

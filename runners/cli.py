@@ -32,6 +32,7 @@ examples:
   shardsmith sample fleet ./fleet --broken    synthetic dashcam sessions, some files damaged
   shardsmith sample posts ./posts --seed 7    synthetic X API v2 pages, streams, deletes
   shardsmith ingest posts ./posts --to ./datasets/posts --dedup-text
+  shardsmith ingest fleet ./fleet --to ./datasets/clips --window 10 --fps 2
   shardsmith history s3://bucket/posts --storage-options '{"anon": false}'
   shardsmith gc ./datasets/posts --min-age 0 --dry-run
 """
@@ -152,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ingest = sub.add_parser(
         "ingest",
-        help="ingest raw sources into a dataset: posts (post streams)",
+        help="ingest raw sources into a dataset: posts (post streams) or fleet (dashcam video)",
         description="Ingest raw sources into a dataset version. Every record read is written, "
         "rejected with a reason, deduplicated, deleted by a compliance event or skipped, and "
         "the run report proves it.",
@@ -229,6 +230,78 @@ def build_parser() -> argparse.ArgumentParser:
     _add_storage_options(posts_in)
     add_runner_arguments(posts_in)
     posts_in.set_defaults(passthrough=True)
+
+    fleet_in = what.add_parser(
+        "fleet",
+        help="multi-camera dashcam sessions and telemetry into time-aligned clips",
+        description="Ingest recording sessions (teslacam and generic layouts) into a clips "
+        "dataset: each session cut into windows on wall-clock time across its cameras, the "
+        "frame of each camera nearest to each sample time decoded (only those: keyframe seeks, "
+        "non-reference frames skipped), resized by libswscale, JPEG-encoded; telemetry "
+        "resampled onto the sample times; quality metrics per window. Broken files, event.json "
+        "and telemetry rows go to rejects/ with file, time or row, and the decoder's message.",
+        epilog="Any other --flag is passed to Beam's PipelineOptions.",
+    )
+    fleet_in.add_argument("source", metavar="SRC", help="the root holding the sessions")
+    fleet_in.add_argument(
+        "--to",
+        required=True,
+        metavar="DATASET",
+        dest="dataset",
+        help="the clips dataset (created if absent)",
+    )
+    fleet_in.add_argument(
+        "--layout",
+        choices=("auto", "teslacam", "generic"),
+        default="auto",
+        help="auto finds both (default: %(default)s)",
+    )
+    fleet_in.add_argument(
+        "--window",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="window length (default: %(default)s)",
+    )
+    fleet_in.add_argument(
+        "--fps", type=float, default=2.0, help="samples per second (default: %(default)s)"
+    )
+    fleet_in.add_argument(
+        "--size",
+        type=_size,
+        default=(224, 224),
+        metavar="WxH",
+        help="output frame size, scaled without crop (default: 224x224)",
+    )
+    fleet_in.add_argument(
+        "--jpeg-quality", type=int, default=90, metavar="Q", help="1 to 95 (default: %(default)s)"
+    )
+    fleet_in.add_argument(
+        "--keyframes-only",
+        action="store_true",
+        help="take the nearest keyframe instead of the nearest frame (fastest)",
+    )
+    fleet_in.add_argument(
+        "--incremental",
+        action="store_true",
+        help="skip sessions whose files a committed version already consumed",
+    )
+    fleet_in.add_argument(
+        "--max-reject-rate",
+        type=float,
+        default=0.01,
+        metavar="FRACTION",
+        help="above this, commit nothing and exit 1 (default: %(default)s)",
+    )
+    fleet_in.add_argument(
+        "--target-file-size",
+        default="256MiB",
+        metavar="SIZE",
+        help="size of the Parquet files written (default: %(default)s)",
+    )
+    _add_storage_options(fleet_in)
+    add_runner_arguments(fleet_in)
+    fleet_in.set_defaults(passthrough=True)
 
     history = sub.add_parser(
         "history",

@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from catalog import Dataset
+from catalog.parquet import read_parquet
 from schemas import POSTS, FileEntry
 
 T0 = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.timezone.utc)
@@ -38,8 +39,7 @@ def read_version(ds: Dataset, version: int | None = None) -> pa.Table:
     """Every row of a version, read with plain pyarrow from its file list."""
     tables = []
     for entry in ds.files(version):
-        with ds.fs.open(ds.path(entry.path), "rb") as f:
-            tables.append(pq.read_table(f))
+        tables.append(read_parquet(ds.fs, ds.path(entry.path)))
     return pa.concat_tables(tables) if tables else POSTS.schema.empty_table()
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from catalog.parquet import read_parquet
 from catalog.storage import open_url
 from schemas import conform_table, kind_spec
 
@@ -37,8 +37,7 @@ class _RewriteFn(beam.DoFn):
     def process(self, element):
         path, keys = element
         doomed = pa.array(sorted(set(keys)), pa.string())
-        with self._fs.open(f"{self._root}/{path}", "rb") as f:
-            table = conform_table(pq.read_table(f), self._spec)
+        table = conform_table(read_parquet(self._fs, f"{self._root}/{path}"), self._spec)
         gone = pc.is_in(table.column(self._spec.key), value_set=doomed)
         kept = table.filter(pc.invert(gone))
         yield RewrittenFile(path, kept, table.num_rows - kept.num_rows)

@@ -7,8 +7,8 @@ from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from catalog.parquet import read_parquet
 from catalog.storage import open_url
 from schemas import POSTS
 from transforms.posts.resolve import COMMITTED_KEY_COLUMNS, dedup_text, resolve_bucket
@@ -28,8 +28,7 @@ class _ReadKeysFn(beam.DoFn):
         self._fs, self._root = open_url(self._url, self._storage_options)
 
     def process(self, path: str):
-        with self._fs.open(f"{self._root}/{path}", "rb") as f:
-            table = pq.read_table(f, columns=self._columns)
+        table = read_parquet(self._fs, f"{self._root}/{path}", self._columns)
         table = table.append_column("_path", pa.array([path] * table.num_rows, pa.string()))
         keys = table.column("text_hash").to_numpy() if self._by_text else edit_roots(table)
         for bucket, part in split_buckets(table, keys, self._buckets):

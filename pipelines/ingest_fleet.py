@@ -1,0 +1,187 @@
+"""``shardsmith ingest fleet``: recording sessions -> a ``clips`` dataset version (DESIGN.md §4).
+
+discover sessions (both layouts) -> per session: probe each camera file, cut aligned windows
+across cameras, decode only the sampled frames, resize (libswscale), JPEG, resample telemetry,
+quality metrics -> write shards -> commit once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from catalog import Dataset, new_run_id
+from catalog.parquet import read_parquet
+from runners.errors import UserError
+from schemas import SourceEntry
+from transforms.fleet.discover import SessionSpec, discover_sessions
+from transforms.fleet.session import FleetOptions
+
+__all__ = ["FleetPlan", "IngestFleetConfig", "build", "plan", "run"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IngestFleetConfig:
+    """Everything that decides what an ingest-fleet run produces (stored in the manifest).
+
+    Args:
+        source: the root holding the sessions (any fsspec URL).
+        dataset: the clips dataset to append to (created if absent).
+        layout: ``auto`` (both), ``teslacam`` or ``generic``.
+        window_s / fps / size / jpeg_quality / keyframes_only: see ``FleetOptions``.
+        incremental: skip sessions whose files a committed version already consumed.
+        max_reject_rate: fail, committing nothing, above this fraction of rejected records.
+        storage_options: fsspec options for source and dataset (never stored).
+    """
+
+    source: str
+    dataset: str
+    layout: str = "auto"
+    window_s: float = 10.0
+    fps: float = 2.0
+    size: tuple[int, int] = (224, 224)
+    jpeg_quality: int = 90
+    keyframes_only: bool = False
+    incremental: bool = False
+    max_reject_rate: float = 0.01
+    target_file_bytes: int = 256 << 20
+    storage_options: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self):
+        if self.window_s <= 0 or self.fps <= 0:
+            raise UserError(
+                f"--window {self.window_s} / --fps {self.fps}: expected positive numbers"
+            )
+        if self.window_s * self.fps < 1:
+            raise UserError(f"--window {self.window_s} at --fps {self.fps} samples no frame")
+        w, h = self.size
+        if not (16 <= w <= 8192 and 16 <= h <= 8192):
+            raise UserError(f"--size {w}x{h}: expected 16 to 8192 pixels a side")
+        if not 1 <= self.jpeg_quality <= 95:
+            raise UserError(f"--jpeg-quality {self.jpeg_quality}: expected 1 to 95")
+        if not 0 <= self.max_reject_rate <= 1:
+            raise UserError(f"--max-reject-rate {self.max_reject_rate}: expected 0 to 1")
+
+    def options(self) -> FleetOptions:
+        return FleetOptions(
+            self.window_s, self.fps, tuple(self.size), self.jpeg_quality, self.keyframes_only
+        )
+
+    def manifest_config(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("storage_options")
+        out["size"] = list(self.size)
+        out["pipeline"] = "ingest_fleet"
+        return out
+
+
+@dataclass(frozen=True)
+class FleetPlan:
+    run_id: str
+    sessions: list[SessionSpec]
+    already_consumed: list[SessionSpec]
+    sources: list[SourceEntry]
+    base_version: int
+    committed_clip_ids: frozenset[str]
+
+
+def _committed_clip_ids(ds: Dataset, prefixes: set[str]) -> frozenset[str]:
+    ids: set[str] = set()
+    for entry in ds.files():
+        column = read_parquet(ds.fs, ds.path(entry.path), ["clip_id"]).column("clip_id")
+        column = column.to_pylist()
+        ids.update(c for c in column if c.rsplit("/", 1)[0] in prefixes)
+    return frozenset(ids)
+
+
+def plan(config: IngestFleetConfig, run_id: str | None = None) -> FleetPlan:
+    """Discover the sessions, drop those already consumed (``--incremental``)."""
+    ds = Dataset.create(config.dataset, "clips", storage_options=config.storage_options)
+    manifest = ds.manifest()
+    sessions = discover_sessions(
+        config.source, layout=config.layout, storage_options=config.storage_options
+    )
+    consumed: list[SessionSpec] = []
+    if config.incremental and manifest is not None:
+        seen = {(s.uri, s.size, s.mtime) for s in manifest.sources}
+        fresh = []
+        for spec in sessions:
+            stamps = {(u, *spec.sizes[u]) for u in spec.files}
+            (consumed if stamps <= seen else fresh).append(spec)
+        sessions = fresh
+    sources = sorted(
+        (SourceEntry(u, *s.sizes[u]) for s in sessions for u in s.files), key=lambda e: e.uri
+    )
+    prefixes = {f"{s.vehicle_id or '-'}/{s.session_id}" for s in sessions}
+    return FleetPlan(
+        run_id=run_id or new_run_id(),
+        sessions=sessions,
+        already_consumed=consumed,
+        sources=sources,
+        base_version=manifest.version if manifest else 0,
+        committed_clip_ids=_committed_clip_ids(ds, prefixes) if manifest else frozenset(),
+    )
+
+
+def build(pipeline, config: IngestFleetConfig, the_plan: FleetPlan):
+    """Wire the ingest-fleet pipeline onto ``pipeline``; returns the run report PCollection."""
+    import apache_beam as beam
+
+    from transforms import WriteShards
+    from transforms.fleet import IngestSessions, window_table
+
+    so = dict(config.storage_options)
+    pieces = (
+        pipeline
+        | "Sessions" >> beam.Create(the_plan.sessions)
+        | "IngestSessions"
+        >> IngestSessions(
+            config.options(), storage_options=so, skip_clip_ids=the_plan.committed_clip_ids
+        )
+    )
+    return {
+        "data": pieces | "Rows" >> beam.FlatMap(lambda p: [window_table(p.row)] if p.row else []),
+        "rejects": pieces | "Rejects" >> beam.FlatMap(lambda p: p.rejects),
+        "tallies": pieces | "Counts" >> beam.Map(lambda p: dict(p.tally)),
+    } | "WriteShards" >> WriteShards(
+        config.dataset,
+        "clips",
+        run_id=the_plan.run_id,
+        storage_options=so,
+        sources=the_plan.sources,
+        config=config.manifest_config(),
+        base_version=the_plan.base_version,
+        target_file_bytes=config.target_file_bytes,
+        max_reject_rate=config.max_reject_rate,
+    )
+
+
+def run(config: IngestFleetConfig, options, *, run_id: str | None = None):
+    """Plan and run one fleet ingest; returns the ``RunReport`` (``RunFailed`` if it committed
+    nothing because of rejects). With nothing new to read, no pipeline runs."""
+    from runners.execute import run_pipeline
+    from transforms.run_report import RunReport
+
+    the_plan = plan(config, run_id)
+    if not the_plan.sessions:
+        report = RunReport(
+            run_id=the_plan.run_id, dataset=config.dataset, kind="clips", status="nothing-new"
+        )
+        report.message = (
+            f"nothing new: all {len(the_plan.already_consumed)} sessions were consumed by "
+            f"earlier versions; nothing committed"
+        )
+        return report
+    log.info("ingesting %d sessions into %s", len(the_plan.sessions), config.dataset)
+    return run_pipeline(
+        lambda p: build(p, config, the_plan),
+        options,
+        dataset=config.dataset,
+        run_id=the_plan.run_id,
+        base_version=the_plan.base_version,
+        storage_options=config.storage_options,
+    )

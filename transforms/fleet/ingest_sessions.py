@@ -1,0 +1,56 @@
+"""``IngestSessions``: session specs -> one ``WindowPiece`` per window (rows, rejects, counts)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import apache_beam as beam
+import pyarrow as pa
+
+from schemas import CLIPS
+from transforms.fleet.session import FleetOptions, ingest_session
+
+__all__ = ["IngestSessions", "window_table"]
+
+
+def window_table(row: dict) -> pa.Table:
+    """One window's row as a table of exactly the clips schema."""
+    return pa.Table.from_pylist([row], schema=CLIPS.schema)
+
+
+class _SessionFn(beam.DoFn):
+    def __init__(self, options, storage_options, skip_clip_ids):
+        self._options, self._storage_options = options, storage_options
+        self._skip = skip_clip_ids
+
+    def process(self, spec):
+        yield from ingest_session(
+            spec, self._options, self._storage_options, skip_clip_ids=self._skip
+        )
+
+
+class IngestSessions(beam.PTransform):
+    """Decode, align and sample each recording session (``SessionSpec``) into window pieces.
+
+    Sessions are spread over the workers; each is read window by window, so memory stays
+    bounded by one window whatever the session's length.
+
+    Args:
+        options: window, sample rate, size, JPEG quality, keyframes-only.
+        storage_options: fsspec options for the sources.
+        skip_clip_ids: windows already committed (not decoded again).
+    """
+
+    def __init__(
+        self,
+        options: FleetOptions,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+        skip_clip_ids: frozenset[str] = frozenset(),
+    ):
+        super().__init__()
+        self._fn = _SessionFn(options, dict(storage_options or {}), frozenset(skip_clip_ids))
+
+    def expand(self, specs):
+        return specs | "Redistribute" >> beam.Reshuffle() | "Sessions" >> beam.ParDo(self._fn)

@@ -1,0 +1,203 @@
+"""Opening camera files safely, indexing their frames, and decoding only the frames asked for.
+
+Inputs are opened only through fsspec file objects, with the demuxer chosen from the file's own
+first bytes out of an allow-list (MP4/MOV, Matroska/WebM, AVI, MPEG-TS, raw H.264/HEVC). A
+playlist, a concat list or anything else is refused before FFmpeg sees it, so no input can make
+the decoder open another file or URL.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import av
+import fsspec
+import numpy as np
+
+__all__ = ["CameraFile", "FrameAt", "VideoError", "sniff_format"]
+
+_MAX_PIXELS = 8192 * 8192  # refuse absurd headers before any frame is allocated
+
+
+class VideoError(Exception):
+    """A camera file that cannot be (fully) read: ``reason`` is a short code."""
+
+    def __init__(self, reason: str, message: str, at_s: float | None = None):
+        super().__init__(message)
+        self.reason, self.at_s = reason, at_s
+
+
+def sniff_format(head: bytes) -> str | None:
+    """The allowed demuxer for a file starting with ``head``, or None."""
+    if len(head) >= 12 and head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip"):
+        return "mp4"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "matroska"
+    if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
+        return "avi"
+    if len(head) > 376 and head[0] == 0x47 and head[188] == 0x47 and head[376] == 0x47:
+        return "mpegts"
+    if head.startswith((b"\x00\x00\x00\x01", b"\x00\x00\x01")):
+        nal = head[4] if head.startswith(b"\x00\x00\x00\x01") else head[3]
+        return "hevc" if (nal >> 1) & 0x3F in (32, 33, 34) else "h264"
+    return None
+
+
+@dataclass
+class FrameAt:
+    """A decoded frame: its presentation time (µs, wall clock) and RGB pixels at output size."""
+
+    ts_us: int
+    rgb: np.ndarray
+
+
+class CameraFile:
+    """One camera file, open for the whole session: probe, frame index, sparse decoding.
+
+    Args:
+        url: the file (any fsspec URL).
+        storage_options: fsspec options.
+        start_us: wall-clock time (µs, UTC) of presentation time 0, when the file's own
+            ``creation_time`` is missing.
+    """
+
+    def __init__(self, url: str, storage_options: Mapping[str, Any], fallback_start_us: int):
+        self.url = url
+        self._file = fsspec.open(url, "rb", **storage_options).open()
+        head = self._file.read(512)
+        if not head:
+            self._file.close()
+            raise VideoError("empty_file", "the file is empty")
+        fmt = sniff_format(head)
+        if fmt is None:
+            self._file.close()
+            raise VideoError(
+                "unsupported_container",
+                f"not an allowed video container (starts with {head[:16]!r})",
+            )
+        self._file.seek(0)
+        try:
+            self._container = av.open(self._file, format=fmt, options={"enable_drefs": "0"})
+            streams = self._container.streams.video
+            if not streams:
+                raise VideoError("no_video_stream", "the container has no video stream")
+            self._stream = streams[0]
+            ctx = self._stream.codec_context
+            if ctx.width * ctx.height > _MAX_PIXELS:
+                raise VideoError("frame_too_large", f"declared size {ctx.width}x{ctx.height}")
+            ctx.thread_count = 1
+            self.codec = ctx.name
+            self.width, self.height = ctx.width, ctx.height
+            rate = self._stream.average_rate or self._stream.guessed_rate
+            self.fps = float(rate) if rate else 0.0
+            self._tb = float(self._stream.time_base)
+            self.start_us = _creation_us(self._container.metadata) or fallback_start_us
+            self._index()
+        except VideoError:
+            self.close()
+            raise
+        except (av.error.FFmpegError, ValueError, OSError) as exc:
+            self.close()
+            raise VideoError("open_error", f"{type(exc).__name__}: {exc}") from None
+
+    def _index(self) -> None:
+        """Demux (no decoding) to list every frame's pts and the keyframes."""
+        pts, keys = [], []
+        for packet in self._container.demux(self._stream):
+            if packet.pts is None or packet.size == 0:
+                continue
+            pts.append(packet.pts)
+            if packet.is_keyframe:
+                keys.append(packet.pts)
+        if not pts:
+            raise VideoError("no_frames", "no video frames in the file")
+        self.pts = np.array(sorted(pts), dtype=np.int64)
+        self.keyframes = sorted(keys) or [int(self.pts[0])]
+        self.frame_ts_us = self.start_us + np.round(self.pts * self._tb * 1e6).astype(np.int64)
+        gaps = np.diff(self.pts)
+        step = np.median(gaps) if len(gaps) else 0
+        # Frames missing from the stream: a gap of more than 1.5 frame durations.
+        self.gap_frames = (np.round(gaps / step).astype(np.int64) - 1).clip(0) if step else gaps * 0
+        if not self.fps and step:
+            self.fps = 1.0 / (step * self._tb)
+        self.keyframe_interval_s = (
+            float(np.median(np.diff(self.keyframes))) * self._tb
+            if len(self.keyframes) > 1
+            else None
+        )
+        self._position = None  # pts of the last packet fed to the decoder
+        self._last_out = -(2**62)  # pts of the last frame it gave back (display order)
+        self._iter = None
+
+    def close(self) -> None:
+        container = getattr(self, "_container", None)
+        if container is not None:
+            container.close()
+        self._file.close()
+
+    def decode(
+        self, wanted_pts: list[int], size: tuple[int, int]
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(pts, rgb)`` for each wanted pts that the stream holds, resized by libswscale.
+
+        Seeks to the keyframe before a wanted frame when a keyframe lies between the decoder's
+        position and that frame (or the frame is behind it); otherwise decodes on. Packets of
+        frames nothing refers to are skipped unless wanted. Raises ``VideoError`` with the time
+        if the stream breaks off.
+        """
+        width, height = size
+        ctx = self._stream.codec_context
+        pending = sorted(set(wanted_pts))
+        while pending:
+            target = pending[0]
+            key = self.keyframes[max(0, bisect.bisect_right(self.keyframes, target) - 1)]
+            if self._iter is None or target <= self._last_out or key > self._last_out:
+                self._seek(key)
+            wanted = set(pending)
+            try:
+                for packet in self._iter:
+                    if packet.pts is not None:
+                        self._position = packet.pts
+                    keep = packet.pts is None or packet.pts in wanted
+                    ctx.skip_frame = "DEFAULT" if keep else "NONREF"
+                    for frame in packet.decode():
+                        if frame.pts is None:
+                            continue
+                        self._last_out = frame.pts
+                        while pending and pending[0] < frame.pts:
+                            wanted.discard(pending.pop(0))  # not in the stream after all
+                        if frame.pts in wanted:
+                            rgb = frame.reformat(width=width, height=height, format="rgb24")
+                            yield frame.pts, rgb.to_ndarray()
+                            wanted.discard(frame.pts)
+                            pending.pop(0)
+                    if not pending:
+                        return
+                self._iter = None  # end of stream: what was not found does not exist
+                return
+            except (av.error.FFmpegError, ValueError) as exc:
+                at = (self._position or 0) * self._tb
+                self._iter = None
+                raise VideoError("decode_error", f"{type(exc).__name__}: {exc}", at_s=at) from None
+
+    def _seek(self, key_pts: int) -> None:
+        self._container.seek(key_pts, stream=self._stream, backward=True, any_frame=False)
+        self._stream.codec_context.flush_buffers()
+        self._iter = self._container.demux(self._stream)
+        self._position = None
+        self._last_out = -(2**62)
+
+
+def _creation_us(metadata: Mapping[str, str]) -> int | None:
+    value = metadata.get("creation_time")
+    if not value:
+        return None
+    try:
+        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return int(ts.timestamp() * 1_000_000)
