@@ -16,7 +16,10 @@ def read_parquet(
 ) -> pa.Table:
     """The table at ``path`` on ``fs`` (only ``columns`` if given)."""
     with fs.open(path, "rb") as f:
-        # pre_buffer issues reads from Arrow's IO threads against a Python file object; with
-        # pyarrow 25 that leaves a thread that aborts the interpreter at exit
-        # ("terminate called without an active exception"). Plain sequential reads are safe.
-        return pq.read_table(f, columns=list(columns) if columns else None, pre_buffer=False)
+        # With a Python file object, Arrow's reader threads (pre_buffer, use_threads) leave
+        # state that aborts the interpreter at exit while a table read that way is alive
+        # ("terminate called without an active exception", pyarrow 25). Workers read whole
+        # files in parallel anyway, so one thread per read costs little.
+        return pq.read_table(
+            f, columns=list(columns) if columns else None, pre_buffer=False, use_threads=False
+        )

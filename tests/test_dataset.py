@@ -207,7 +207,9 @@ def test_written_files_are_plain_parquet(store):
     ds = Dataset.create(store.url("ds"), "posts", storage_options=store.storage_options)
     _, entry = _append(ds, 3, "z")
     with ds.fs.open(ds.path(entry.path), "rb") as f:
-        assert pq.read_table(f, pre_buffer=False).column("post_id").to_pylist() == [
+        assert pq.read_table(f, pre_buffer=False, use_threads=False).column(
+            "post_id"
+        ).to_pylist() == [
             "z0",
             "z1",
             "z2",

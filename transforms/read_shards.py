@@ -27,7 +27,10 @@ def read_row_group(
 ) -> pa.Table:
     """Row group ``index`` of ``root/path``, with the dataset's schema (or the chosen columns)."""
     with fs.open(f"{root}/{path}", "rb") as f:
-        table = pq.ParquetFile(f).read_row_group(index, columns=list(columns) if columns else None)
+        # One thread: see catalog.parquet.read_parquet (Arrow threads + Python files abort at exit).
+        table = pq.ParquetFile(f).read_row_group(
+            index, columns=list(columns) if columns else None, use_threads=False
+        )
     target = pa.schema([schema.field(c) for c in columns]) if columns else schema
     return table.cast(target)
 

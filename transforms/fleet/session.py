@@ -83,19 +83,25 @@ class _Camera:
         self.broken: set[int] = set()
 
     def nearest(self, at_us: np.ndarray, keyframes_only: bool) -> list[int | None]:
-        ts = self.ts[self.keyframe] if keyframes_only else self.ts
+        """For each time, the index of the nearest frame, or None where the camera has none.
+
+        A camera covers a time when the frames around it are no further apart than 2.5 typical
+        frame periods (so variable frame rates are covered, a dropout is not), or, before its
+        first or after its last frame, when one lies within half a period.
+        """
         index = np.flatnonzero(self.keyframe) if keyframes_only else np.arange(len(self.ts))
-        tol = (
-            max(np.diff(ts).max(initial=0), self.frame_us) if keyframes_only else self.frame_us
-        ) / 2 + 1000
-        out = []
-        pos = np.searchsorted(ts, at_us)
-        for t, p in zip(at_us, pos, strict=True):
-            best = None
-            for q in (p - 1, p):
-                if 0 <= q < len(ts) and (best is None or abs(ts[q] - t) < abs(ts[best] - t)):
-                    best = q
-            out.append(int(index[best]) if best is not None and abs(ts[best] - t) <= tol else None)
+        ts = self.ts[index]
+        period = float(np.median(np.diff(ts))) if len(ts) > 1 else self.frame_us
+        out: list[int | None] = []
+        for t, p in zip(at_us, np.searchsorted(ts, at_us), strict=True):
+            before, after = (p - 1 if p > 0 else None), (p if p < len(ts) else None)
+            if before is not None and after is not None:
+                covered = ts[after] - ts[before] <= 2.5 * period
+                best = before if t - ts[before] <= ts[after] - t else after
+            else:
+                best = before if before is not None else after
+                covered = abs(ts[best] - t) <= period / 2 + 1000
+            out.append(int(index[best]) if covered else None)
         return out
 
 
@@ -173,9 +179,14 @@ def ingest_session(
             files = []
             for url in urls:
                 try:
-                    files.append(CameraFile(url, storage_options, fallback))
+                    cf = CameraFile(url, storage_options, fallback)
                 except VideoError as exc:
                     _reject(first, url, "file", exc.reason, str(exc))
+                    continue
+                files.append(cf)
+                if cf.problem is not None:  # breaks off: the frames before still count
+                    p = cf.problem
+                    _reject(first, url, f"t={p.at_s:.3f}s", p.reason, str(p))
             opened.extend(files)
             if files:
                 cameras.append(_Camera(name, files))

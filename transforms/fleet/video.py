@@ -87,6 +87,8 @@ class CameraFile:
                 raise VideoError("no_video_stream", "the container has no video stream")
             self._stream = streams[0]
             ctx = self._stream.codec_context
+            if ctx is None or ctx.codec is None:
+                raise VideoError("unsupported_codec", "no decoder for the video stream's codec")
             if ctx.width * ctx.height > _MAX_PIXELS:
                 raise VideoError("frame_too_large", f"declared size {ctx.width}x{ctx.height}")
             ctx.thread_count = 1
@@ -107,14 +109,25 @@ class CameraFile:
     def _index(self) -> None:
         """Demux (no decoding) to list every frame's pts and the keyframes."""
         pts, keys = [], []
-        for packet in self._container.demux(self._stream):
-            if packet.pts is None or packet.size == 0:
-                continue
-            pts.append(packet.pts)
-            if packet.is_keyframe:
-                keys.append(packet.pts)
+        self.problem: VideoError | None = None  # the file breaks off: frames before it count
+        try:
+            for packet in self._container.demux(self._stream):
+                if packet.pts is None or packet.size == 0:
+                    continue
+                pts.append(packet.pts)
+                if packet.is_keyframe:
+                    keys.append(packet.pts)
+        except (av.error.FFmpegError, ValueError) as exc:
+            at = max(pts) * self._tb if pts else 0.0
+            self.problem = VideoError("decode_error", f"{type(exc).__name__}: {exc}", at_s=at)
         if not pts:
-            raise VideoError("no_frames", "no video frames in the file")
+            raise self.problem or VideoError("no_frames", "no video frames in the file")
+        declared = self._stream.frames
+        if self.problem is None and declared and len(pts) < declared:
+            at = max(pts) * self._tb
+            self.problem = VideoError(
+                "truncated", f"{declared} frames declared, the data ends after {len(pts)}", at_s=at
+            )
         self.pts = np.array(sorted(pts), dtype=np.int64)
         self.keyframes = sorted(keys) or [int(self.pts[0])]
         self.frame_ts_us = self.start_us + np.round(self.pts * self._tb * 1e6).astype(np.int64)
