@@ -6,7 +6,9 @@ Names are re-exported lazily (PEP 562): a pipeline's heavy imports load only whe
 from importlib import import_module
 
 _EXPORTS = {
+    "ingest_demo_fleet": "pipelines.demo",
     "ingest_demo_posts": "pipelines.demo",
+    "IngestFleetConfig": "pipelines.ingest_fleet",
     "run_demo": "pipelines.demo",
     "IngestPostsConfig": "pipelines.ingest_posts",
 }

@@ -1,7 +1,7 @@
 """``shardsmith demo``: generate both samples, run the pipelines on them, show what happened.
 
-Each pipeline extends the demo as it lands: for now the samples are generated and the posts
-ingested into ``DIR/datasets/posts``.
+Each pipeline extends the demo as it lands: for now the samples are generated, the posts
+ingested into ``DIR/datasets/posts`` and the fleet into ``DIR/datasets/clips``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from transforms.samples import (
     generate_posts_sample,
 )
 
-__all__ = ["ingest_demo_posts", "run_demo"]
+__all__ = ["ingest_demo_fleet", "ingest_demo_posts", "run_demo"]
 
 
 def run_demo(
@@ -47,5 +47,20 @@ def ingest_demo_posts(directory: str, options):
     config = IngestPostsConfig(
         sources=(os.path.join(directory, "samples", "posts"),),
         dataset=os.path.join(directory, "datasets", "posts"),
+    )
+    return run(config, options)
+
+
+def ingest_demo_fleet(directory: str, options):
+    """Ingest ``DIR/samples/fleet`` into ``DIR/datasets/clips`` (2 s windows at 2 fps)."""
+    from pipelines.ingest_fleet import IngestFleetConfig, run
+
+    config = IngestFleetConfig(
+        source=os.path.join(directory, "samples", "fleet"),
+        dataset=os.path.join(directory, "datasets", "clips"),
+        window_s=2.0,
+        # The sample is broken on purpose (5 bad inputs against 40 windows): show the
+        # rejects rather than fail on them.
+        max_reject_rate=0.25,
     )
     return run(config, options)

@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="generate both samples, ingest them, and show what shardsmith made",
         description="Generate a fleet sample and a post-stream sample under DIR/samples "
         "(with a few broken inputs on purpose), ingest the posts into DIR/datasets/posts and "
-        "print what was made and the run report.",
+        "the fleet into DIR/datasets/clips, and print what was made and the run reports.",
     )
     demo.add_argument(
         "dir",

@@ -92,7 +92,7 @@ def _print_posts(directory, truth, print_table, human_bytes) -> None:
 
 
 def demo(args) -> None:
-    from pipelines.demo import ingest_demo_posts, run_demo
+    from pipelines.demo import ingest_demo_fleet, ingest_demo_posts, run_demo
     from runners.console import human_bytes, print_report, print_table, progress
     from runners.options import beam_options
 
@@ -107,7 +107,13 @@ def demo(args) -> None:
     )
     print()
     with progress("ingesting posts", None):
-        report = ingest_demo_posts(args.dir, beam_options("local", None, []))
+        options = beam_options("local", None, [])
+        report = ingest_demo_posts(args.dir, options)
     print_report(report)
     expected = len(truths["posts"]["expected_post_ids"])
     print(f"{report.records_written} posts written; the sample's truth expects {expected}")
+    print()
+    with progress("ingesting fleet", None):
+        report = ingest_demo_fleet(args.dir, options)
+    print_report(report)
+    print(f"clips in {report.dataset}: one row per 2 s window of every session, all cameras")
