@@ -194,7 +194,8 @@ def ingest_session(
         if not cameras:
             return
         t0 = min(int(c.ts[0]) for c in cameras)
-        t_end = max(int(c.ts[-1] + c.frame_us) for c in cameras)
+        # The session ends with its last frame: no window made only of the time after it.
+        t_end = max(int(c.ts[-1]) for c in cameras) + 1
         window_us = int(options.window_s * 1e6)
         step_us = 1e6 / options.fps
         for k in range(math.ceil((t_end - t0) / window_us)):

@@ -167,10 +167,11 @@ class CameraFile:
         pending = sorted(set(wanted_pts))
         while pending:
             target = pending[0]
-            key = self.keyframes[max(0, bisect.bisect_right(self.keyframes, target) - 1)]
+            key = self._key_for(target)
             if self._iter is None or target <= self._last_out or key > self._last_out:
                 self._seek(key)
             wanted = set(pending)
+            progressed = False  # a frame was found since the last seek (no seek loop)
             try:
                 for packet in self._iter:
                     if packet.pts is not None:
@@ -184,18 +185,28 @@ class CameraFile:
                         while pending and pending[0] < frame.pts:
                             wanted.discard(pending.pop(0))  # not in the stream after all
                         if frame.pts in wanted:
-                            rgb = frame.reformat(width=width, height=height, format="rgb24")
+                            rgb = frame.reformat(
+                                width=width, height=height, format="rgb24", interpolation="AREA"
+                            )
                             yield frame.pts, rgb.to_ndarray()
                             wanted.discard(frame.pts)
                             pending.pop(0)
+                            progressed = True
                     if not pending:
                         return
-                self._iter = None  # end of stream: what was not found does not exist
-                return
+                    if progressed and self._key_for(pending[0]) > (self._position or 0):
+                        break  # a keyframe lies ahead: seeking beats decoding through
+                else:
+                    self._iter = None  # end of stream: what was not found does not exist
+                    return
             except (av.error.FFmpegError, ValueError) as exc:
                 at = (self._position or 0) * self._tb
                 self._iter = None
                 raise VideoError("decode_error", f"{type(exc).__name__}: {exc}", at_s=at) from None
+
+    def _key_for(self, pts: int) -> int:
+        """The last keyframe at or before ``pts``."""
+        return self.keyframes[max(0, bisect.bisect_right(self.keyframes, pts) - 1)]
 
     def _seek(self, key_pts: int) -> None:
         self._container.seek(key_pts, stream=self._stream, backward=True, any_frame=False)
