@@ -9,7 +9,7 @@ quality, Parquet and the commit.
 Memory: peak RSS of one process ingesting a 1-minute and a 10-minute session window by window
 (they should be about equal: memory is bounded by one window, not by the session).
 
-    python benchmarks/ingest_fleet.py [--sessions 2] [--duration 30] [--fps 30] [--workers 2]
+    python benchmarks/ingest_fleet.py [--sessions 2] [--duration 30] [--fps 30] [--size 320x240]
 """
 
 from __future__ import annotations
@@ -57,15 +57,19 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=2)
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per session")
     parser.add_argument("--fps", type=float, default=30.0, help="camera frame rate")
+    parser.add_argument("--size", default="320x240", help="camera frame size (default: 320x240)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        width, height = (int(v) for v in args.size.split("x"))
         cfg = FleetSampleConfig(
             vehicles=args.sessions,
             sessions=1,
             events=0,
             duration_s=args.duration,
             fps=args.fps,
+            width=width,
+            height=height,
             layout="generic",
         )
         truth = generate_fleet_sample(f"{tmp}/in", cfg)

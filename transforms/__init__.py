@@ -20,6 +20,9 @@ _EXPORTS = {
     "SumTallies": "transforms.run_report",
     "tally": "transforms.run_report",
     "WriteShards": "transforms.write_shards",
+    "RewriteWithout": "transforms.rewrite_files",
+    "RewrittenFile": "transforms.rewrite_files",
+    "list_sources": "transforms.sources",
     "failed_report_path": "transforms.write_shards",
 }
 
