@@ -163,19 +163,12 @@ def build(pipeline, config: IngestFleetConfig, the_plan: FleetPlan):
 def run(config: IngestFleetConfig, options, *, run_id: str | None = None):
     """Plan and run one fleet ingest; returns the ``RunReport`` (``RunFailed`` if it committed
     nothing because of rejects). With nothing new to read, no pipeline runs."""
-    from runners.execute import run_pipeline
-    from transforms.run_report import RunReport
+    from runners.execute import nothing_new, run_pipeline
 
     the_plan = plan(config, run_id)
     if not the_plan.sessions:
-        report = RunReport(
-            run_id=the_plan.run_id, dataset=config.dataset, kind="clips", status="nothing-new"
-        )
-        report.message = (
-            f"nothing new: all {len(the_plan.already_consumed)} sessions were consumed by "
-            f"earlier versions; nothing committed"
-        )
-        return report
+        consumed = len(the_plan.already_consumed)
+        return nothing_new(config.dataset, "clips", the_plan.run_id, consumed, "sessions")
     log.info("ingesting %d sessions into %s", len(the_plan.sessions), config.dataset)
     return run_pipeline(
         lambda p: build(p, config, the_plan),

@@ -8,7 +8,7 @@ and the dataset) -> rewrite committed files that lose rows -> write shards -> co
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -180,19 +180,12 @@ def build(pipeline, config: IngestPostsConfig, the_plan: Plan):
 def run(config: IngestPostsConfig, options, *, run_id: str | None = None):
     """Plan and run one ingest; returns the ``RunReport`` (``RunFailed`` if it committed
     nothing because of rejects). With nothing new to read, no pipeline runs."""
-    from runners.execute import run_pipeline
-    from transforms.run_report import RunReport
+    from runners.execute import nothing_new, run_pipeline
 
     the_plan = plan(config, run_id)
     if not the_plan.sources:
-        report = RunReport(
-            run_id=the_plan.run_id, dataset=config.dataset, kind="posts", status="nothing-new"
-        )
-        report.message = (
-            f"nothing new: all {len(the_plan.already_consumed)} sources were consumed by "
-            f"earlier versions; nothing committed"
-        )
-        return report
+        consumed = len(the_plan.already_consumed)
+        return nothing_new(config.dataset, "posts", the_plan.run_id, consumed, "sources")
     log.info("ingesting %d sources into %s", len(the_plan.sources), config.dataset)
     return run_pipeline(
         lambda p: build(p, config, the_plan),
@@ -202,7 +195,3 @@ def run(config: IngestPostsConfig, options, *, run_id: str | None = None):
         base_version=the_plan.base_version,
         storage_options=config.storage_options,
     )
-
-
-def sources_summary(sources: Sequence[SourceEntry]) -> str:
-    return f"{len(sources)} sources, {sum(s.size or 0 for s in sources):,} bytes"

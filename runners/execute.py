@@ -16,7 +16,7 @@ from catalog import Dataset
 from transforms.run_report import RunReport
 from transforms.write_shards import failed_report_path
 
-__all__ = ["RunFailed", "run_outcome", "run_pipeline"]
+__all__ = ["RunFailed", "nothing_new", "run_outcome", "run_pipeline"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,15 @@ def run_pipeline(
     log.info("run %s finished in %.1fs: %s", run_id, time.monotonic() - started, report.status)
     if report.status == "failed":
         raise RunFailed(report)
+    return report
+
+
+def nothing_new(dataset: str, kind: str, run_id: str, consumed: int, what: str) -> RunReport:
+    """The report of a run that found nothing new to read (no pipeline ran, nothing committed)."""
+    report = RunReport(run_id=run_id, dataset=dataset, kind=kind, status="nothing-new")
+    report.message = (
+        f"nothing new: all {consumed} {what} were consumed by earlier versions; nothing committed"
+    )
     return report
 
 
