@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from catalog.dataset import Dataset, utc_now
-from catalog.storage import join
+from catalog.storage import join, modified_at
 from schemas import manifest_name
 
 __all__ = ["GcResult", "collect_garbage"]
@@ -61,7 +61,7 @@ def collect_garbage(
             rel = path[len(root) :].lstrip("/")
             if rel in referenced or info.get("type") == "directory":
                 continue
-            if now - _mtime(info, now) < min_age:
+            if now - (modified_at(info) or now) < min_age:
                 young.append(rel)
                 continue
             if not dry_run:
@@ -71,22 +71,3 @@ def collect_garbage(
     if removed:
         log.info("gc %s: removed %d orphan files", dataset.url, len(removed))
     return GcResult(tuple(removed), removed_bytes, tuple(young))
-
-
-def _mtime(info: dict, default: datetime) -> datetime:
-    # Each fsspec backend names it differently: local "mtime" (epoch), memory "created",
-    # s3 "LastModified" (datetime).
-    for key in ("mtime", "LastModified", "last_modified", "created", "updated"):
-        value = info.get(key)
-        if value is None:
-            continue
-        if isinstance(value, datetime):
-            return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-        if isinstance(value, int | float):
-            return datetime.fromtimestamp(value, tz=timezone.utc)
-        if isinstance(value, str):
-            try:
-                return datetime.fromisoformat(value.replace("Z", "+00:00"))
-            except ValueError:
-                continue
-    return default

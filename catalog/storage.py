@@ -10,12 +10,22 @@ import os
 import posixpath
 import re
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 import fsspec
 from fsspec import AbstractFileSystem
 
-__all__ = ["is_local", "join", "open_url", "protocol", "redact_url", "to_url"]
+__all__ = [
+    "is_local",
+    "join",
+    "modified_at",
+    "modified_stamp",
+    "open_url",
+    "protocol",
+    "redact_url",
+    "to_url",
+]
 
 _USERINFO = re.compile(r"^([a-zA-Z][\w+.-]*://)[^/@]*@")
 
@@ -53,3 +63,30 @@ def to_url(fs: AbstractFileSystem, path: str) -> str:
 def redact_url(url: str) -> str:
     """Drop ``user:password@`` from a URL, so it can be logged or stored in a manifest."""
     return _USERINFO.sub(r"\1", url)
+
+
+def modified_at(info: Mapping[str, Any]) -> datetime | None:
+    """A file's modification time (UTC) from an fsspec ``info`` dict, or None.
+
+    Each backend names and types it differently: local ``mtime`` (epoch seconds), S3
+    ``LastModified`` (datetime), GCS ``updated`` (ISO string), memory ``created``.
+    """
+    for key in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        value = info.get(key)
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return datetime.fromtimestamp(value, tz=timezone.utc)
+        if isinstance(value, str):
+            try:
+                ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+    return None
+
+
+def modified_stamp(info: Mapping[str, Any]) -> str | None:
+    """``modified_at`` as the ISO string stored in manifests for incremental runs."""
+    ts = modified_at(info)
+    return ts.astimezone(timezone.utc).isoformat() if ts else None

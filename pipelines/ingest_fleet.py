@@ -123,7 +123,9 @@ def plan(config: IngestFleetConfig, run_id: str | None = None) -> FleetPlan:
         already_consumed=consumed,
         sources=sources,
         base_version=manifest.version if manifest else 0,
-        committed_clip_ids=_committed_clip_ids(ds, prefixes) if manifest else frozenset(),
+        committed_clip_ids=(
+            _committed_clip_ids(ds, prefixes) if manifest and sessions else frozenset()
+        ),
     )
 
 

@@ -4,26 +4,13 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
 from typing import Any
 
-from catalog.storage import open_url, redact_url, to_url
+from catalog.storage import modified_stamp, open_url, redact_url, to_url
 from runners.errors import UserError
 from schemas import SourceEntry
 
 __all__ = ["list_sources"]
-
-
-def _stamp(info: Mapping[str, Any]) -> str | None:
-    for key in ("mtime", "LastModified", "last_modified", "updated", "created"):
-        value = info.get(key)
-        if isinstance(value, int | float):
-            return datetime.fromtimestamp(value, tz=timezone.utc).isoformat()
-        if isinstance(value, datetime):
-            return value.astimezone(timezone.utc).isoformat()
-        if isinstance(value, str):
-            return value
-    return None
 
 
 def _hidden(path: str) -> bool:
@@ -69,7 +56,7 @@ def list_sources(
             found[uri] = SourceEntry(
                 uri,
                 int(info.get("size") or 0),
-                _stamp(info),
+                modified_stamp(info),
                 etag.strip('"') if isinstance(etag, str) else None,
             )
             matched += 1

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from catalog.storage import open_url, redact_url, to_url
+from catalog.storage import modified_stamp, open_url, redact_url, to_url
 from runners.errors import UserError
 
 __all__ = ["VIDEO_SUFFIXES", "SessionSpec", "discover_sessions"]
@@ -56,14 +56,6 @@ def _name_time(name: str) -> datetime | None:
             return datetime.strptime(name, fmt).replace(tzinfo=timezone.utc)
         except ValueError:
             continue
-    return None
-
-
-def _stamp(info: Mapping[str, Any]) -> str | None:
-    for key in ("mtime", "LastModified", "last_modified", "updated", "created"):
-        value = info.get(key)
-        if value is not None:
-            return value.isoformat() if isinstance(value, datetime) else str(value)
     return None
 
 
@@ -108,7 +100,7 @@ def discover_sessions(
                 spec.event = url
             else:
                 continue
-            spec.sizes[url] = (int(info.get("size") or 0), _stamp(info))
+            spec.sizes[url] = (int(info.get("size") or 0), modified_stamp(info))
         elif layout in ("auto", "generic") and "TeslaCam" not in parts and len(parts) >= 3:
             vehicle, session = parts[-3], parts[-2]
             lower = name.lower()
@@ -121,7 +113,7 @@ def discover_sessions(
                 spec.telemetry = spec.telemetry or url
             else:
                 spec.cameras[posixpath.splitext(name)[0]] = [url]
-            spec.sizes[url] = (int(info.get("size") or 0), _stamp(info))
+            spec.sizes[url] = (int(info.get("size") or 0), modified_stamp(info))
         if spec.cameras:
             sessions[("generic", vehicle, session)] = spec
     found = [s for s in sessions.values() if s.cameras]

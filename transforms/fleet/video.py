@@ -61,8 +61,8 @@ class CameraFile:
     Args:
         url: the file (any fsspec URL).
         storage_options: fsspec options.
-        start_us: wall-clock time (µs, UTC) of presentation time 0, when the file's own
-            ``creation_time`` is missing.
+        fallback_start_us: wall-clock time (µs, UTC) of presentation time 0, used when the
+            file's own ``creation_time`` is missing.
     """
 
     def __init__(self, url: str, storage_options: Mapping[str, Any], fallback_start_us: int):
