@@ -99,6 +99,9 @@ class CommitRequest:
         rejects: reject files this run wrote.
         sources: sources this run consumed (merged with those of earlier versions).
         report / config / properties: stored as they are (config must hold no credentials).
+        totals: this run's part of dataset-wide totals; the version stores each as
+            ``properties["total_<name>"]``, its parent's total plus this run's (an overwrite
+            starts from zero), so totals stay right when the commit is rebased.
         base_version: the version the run read. ``overwrite`` is refused if another version was
             committed since; ``append`` and ``delete`` rebase onto any newer version.
     """
@@ -112,6 +115,7 @@ class CommitRequest:
     report: Mapping[str, Any] = field(default_factory=dict)
     config: Mapping[str, Any] = field(default_factory=dict)
     properties: Mapping[str, Any] = field(default_factory=dict)
+    totals: Mapping[str, int | float] = field(default_factory=dict)
     base_version: int | None = None
 
 
@@ -317,6 +321,10 @@ class Dataset:
         sources = {s.uri: s for s in (parent.sources if parent else ())}
         sources.update({s.uri: s for s in request.sources})
         config = dict(request.config)
+        properties = dict(request.properties)
+        inherited = parent.properties if parent and request.operation != "overwrite" else {}
+        for name, value in request.totals.items():
+            properties[f"total_{name}"] = inherited.get(f"total_{name}", 0) + value
         return Manifest(
             version=parent_version + 1,
             parent_version=parent_version or None,
@@ -330,7 +338,7 @@ class Dataset:
             config=config,
             config_hash=config_hash(config),
             package_version=_package_version(),
-            properties=dict(request.properties),
+            properties=properties,
         )
 
     def __repr__(self) -> str:

@@ -11,6 +11,7 @@ _EXPORTS = {
     "IngestFleetConfig": "pipelines.ingest_fleet",
     "run_demo": "pipelines.demo",
     "IngestPostsConfig": "pipelines.ingest_posts",
+    "TokenizeConfig": "pipelines.tokenize",
 }
 
 __all__ = sorted(_EXPORTS)

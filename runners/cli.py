@@ -33,6 +33,7 @@ examples:
   shardsmith sample posts ./posts --seed 7    synthetic X API v2 pages, streams, deletes
   shardsmith ingest posts ./posts --to ./datasets/posts --dedup-text
   shardsmith ingest fleet ./fleet --to ./datasets/clips --window 10 --fps 2
+  shardsmith tokenize ./datasets/posts ./datasets/clips --to ./datasets/tokens --seq-len 2048
   shardsmith history s3://bucket/posts --storage-options '{"anon": false}'
   shardsmith gc ./datasets/posts --min-age 0 --dry-run
 """
@@ -60,6 +61,67 @@ def _add_storage_options(p: argparse.ArgumentParser) -> None:
         help="fsspec options for the dataset URL, as JSON or @file.json (credentials, "
         "endpoint_url, ...); never written to manifests or logs",
     )
+
+
+def _add_tokenize_parser(sub) -> None:
+    tok = sub.add_parser(
+        "tokenize",
+        help="tokenize, globally shuffle and pack posts/clips datasets into a tokens dataset",
+        description="Read a version of each input dataset, render documents (a post, a reply "
+        "thread with --threads, or a clip window: event text plus, per camera, one placeholder "
+        "token per 16x16 patch of every frame), tokenize them with a Hugging Face tokenizer, "
+        "append EOS, shuffle them globally (key = hash(seed, document id); shard = key mod "
+        "--shards; sorted by key in each shard), pack them to --seq-len and commit one tokens "
+        "version. The same inputs and seed give byte-identical shards on any runner.",
+        epilog="Any other --flag is passed to Beam's PipelineOptions.",
+    )
+    tok.add_argument("inputs", nargs="+", metavar="DATASET", help="posts or clips datasets")
+    tok.add_argument(
+        "--to", required=True, metavar="DATASET", dest="dataset", help="the tokens dataset"
+    )
+    tok.add_argument(
+        "--tokenizer",
+        metavar="NAME|PATH",
+        help="a Hugging Face hub name, a directory or a tokenizer.json (default: the small "
+        "byte-level BPE shipped with shardsmith, for trying things out)",
+    )
+    tok.add_argument(
+        "--seq-len", type=int, default=2048, metavar="N", help="tokens per example (default: 2048)"
+    )
+    tok.add_argument(
+        "--shards", type=int, metavar="N", help="output shards (default: ~1 per 256 MiB)"
+    )
+    tok.add_argument("--seed", type=int, default=0, help="shuffle seed (default: %(default)s)")
+    tok.add_argument(
+        "--pack",
+        choices=("concat", "pad"),
+        default="concat",
+        help="concat: documents back to back, cut at --seq-len; pad: one document per "
+        "example, truncated or padded (default: %(default)s)",
+    )
+    tok.add_argument(
+        "--threads", action="store_true", help="a reply thread is one document (in time order)"
+    )
+    tok.add_argument(
+        "--patch", type=int, default=16, metavar="PX", help="patch size of frames (default: 16)"
+    )
+    tok.add_argument(
+        "--version", type=int, dest="input_version", metavar="V", help="read this input version"
+    )
+    tok.add_argument(
+        "--incremental",
+        action="store_true",
+        help="skip input files a committed version already tokenized",
+    )
+    tok.add_argument(
+        "--target-file-size",
+        default="256MiB",
+        metavar="SIZE",
+        help="size of the Parquet files written (default: %(default)s)",
+    )
+    _add_storage_options(tok)
+    add_runner_arguments(tok)
+    tok.set_defaults(passthrough=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -303,6 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_runner_arguments(fleet_in)
     fleet_in.set_defaults(passthrough=True)
 
+    _add_tokenize_parser(sub)
+
     history = sub.add_parser(
         "history",
         help="list a dataset's versions",
@@ -335,6 +399,7 @@ _COMMANDS = {
     "demo": ("runners.commands.samples", "demo"),
     "sample": ("runners.commands.samples", "sample"),
     "ingest": ("runners.commands.ingest", "ingest"),
+    "tokenize": ("runners.commands.tokenize", "tokenize"),
     "history": ("runners.commands.datasets", "history"),
     "gc": ("runners.commands.datasets", "gc"),
 }

@@ -65,10 +65,28 @@ def print_report(report) -> None:
         ("files written", f"{report.files_written:,} ({human_bytes(report.bytes_written)})"),
         *([("files replaced", f"{report.files_removed:,}")] if report.files_removed else []),
         *((name.replace("_", " "), f"{n:,}") for name, n in report.info.items()),
+        *_stats_rows(getattr(report, "stats", {})),
     ]
     print_table(f"run {report.run_id} -> {report.dataset}", ("", ""), rows)
     if report.message:
         print(report.message)
+
+
+def _stats_rows(stats: dict) -> list[tuple[str, str]]:
+    rows = [
+        (name.replace("_", " "), f"{int(stats[name]):,}")
+        for name in ("documents", "examples", "tokens", "patches", "padding_tokens")
+        if name in stats
+    ]
+    if stats.get("truncated_tokens"):
+        rows.append(("truncated tokens", f"{int(stats['truncated_tokens']):,}"))
+    pairs = stats.get("adjacent_pairs", 0)
+    if pairs:
+        # Against a perfect shuffle of the same documents: close means well mixed.
+        seen = stats["adjacent_same_source"] / pairs
+        ideal = stats["adjacent_same_source_expected"] / pairs
+        rows.append(("neighbours from one file", f"{seen:.2%} (random order: {ideal:.2%})"))
+    return rows
 
 
 @contextmanager

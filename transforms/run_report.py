@@ -21,7 +21,7 @@ __all__ = ["NothingLostError", "RunReport", "SumTallies", "tally"]
 
 # Keys of a tally. "<group>:<reason>" keys count by reason: skipped payloads that are not
 # records, deduplicated records, and "info" counts that are reported but not part of the identity.
-_PLAIN_KEYS = ("records_in", "deleted", "carried")
+_PLAIN_KEYS = ("records_in", "written", "deleted", "carried")
 _GROUPS = ("skipped:", "deduplicated:", "info:")
 
 
@@ -33,6 +33,7 @@ class NothingLostError(RuntimeError):
 def tally(
     *,
     records_in: int = 0,
+    written: int | None = None,
     deleted: int = 0,
     carried: int = 0,
     deduplicated: Mapping[str, int] | None = None,
@@ -43,6 +44,8 @@ def tally(
 
     Args:
         records_in: records read from the sources.
+        written: records written, for pipelines whose rows are not records (tokens: documents
+            packed into examples); by default the rows of the data files written count.
         deleted: records removed by compliance deletes.
         carried: rows copied unchanged from files a run rewrites (they are written but were not
             read from the sources, so they are subtracted from ``written``).
@@ -51,6 +54,8 @@ def tally(
         info: other counts worth reporting (not part of the identity), by name.
     """
     out = {"records_in": records_in, "deleted": deleted, "carried": carried}
+    if written is not None:
+        out["written"] = written
     for group, counts in (("deduplicated:", deduplicated), ("skipped:", skipped), ("info:", info)):
         for reason, n in (counts or {}).items():
             out[group + reason] = n
@@ -106,6 +111,7 @@ class RunReport:
     deduplicated_by_reason: dict[str, int] = field(default_factory=dict)
     skipped_by_reason: dict[str, int] = field(default_factory=dict)
     info: dict[str, int] = field(default_factory=dict)
+    stats: dict[str, float] = field(default_factory=dict)
     files_written: int = 0
     bytes_written: int = 0
     files_removed: int = 0

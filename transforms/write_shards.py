@@ -18,7 +18,7 @@ from transforms.parquet_writer import RollingParquetWriter, WrittenFile
 from transforms.partitioning import partition_dir, split_partitions, writer_bucket
 from transforms.run_report import RunReport, SumTallies, by_reason
 
-__all__ = ["WriteShards", "failed_report_path"]
+__all__ = ["SumStats", "WriteShards", "failed_report_path", "shard_file_name"]
 
 _MiB = 1 << 20
 
@@ -28,9 +28,33 @@ def failed_report_path(run_id: str) -> str:
     return f"rejects/{run_id}.report.json"
 
 
-def _file_name(run_id: str, writer: int, writers: int):
-    # Writer w of W numbers its files w, w+W, w+2W...: unique in the directory, no coordination.
+def shard_file_name(run_id: str, writer: int, writers: int):
+    """``name(seq)`` of the files of writer ``writer`` of ``writers`` (for RollingParquetWriter).
+
+    Writer w of W numbers its files w, w+W, w+2W...: unique in the directory, no coordination.
+    """
     return lambda seq: f"{run_id}-{seq * writers + writer:05d}.parquet"
+
+
+class SumStats(beam.CombineFn):
+    """Adds up dicts of numbers (pipeline statistics for the report and the manifest)."""
+
+    def create_accumulator(self) -> dict:
+        return {}
+
+    def add_input(self, acc: dict, element: Mapping[str, float]) -> dict:
+        for key, value in element.items():
+            acc[key] = acc.get(key, 0) + value
+        return acc
+
+    def merge_accumulators(self, accs) -> dict:
+        total: dict = {}
+        for acc in accs:
+            self.add_input(total, acc)
+        return total
+
+    def extract_output(self, acc: dict) -> dict:
+        return dict(sorted(acc.items()))
 
 
 class _WriteGroupFn(beam.DoFn):
@@ -70,7 +94,7 @@ class _WriteGroupFn(beam.DoFn):
             self._fs,
             self._root,
             directory,
-            _file_name(self._run_id, writer, self._writers),
+            shard_file_name(self._run_id, writer, self._writers),
             self._schema,
             target_file_bytes=self._target,
             row_group_rows=self._rg_rows,
@@ -106,6 +130,7 @@ def _commit(
     reject_files,
     tallies,
     removed,
+    stats,
     *,
     url,
     storage_options,
@@ -118,18 +143,22 @@ def _commit(
     properties,
     base_version,
     max_reject_rate,
+    running_totals,
 ):
     ds = Dataset.open(url, storage_options=storage_options)
     remove = sorted({*remove, *removed})
     if remove and operation == "append":
         operation = "delete"
     report = RunReport(run_id=run_id, dataset=ds.url, kind=kind, operation=operation)
-    report.records_written = sum(f.entry.rows for f in data_files) - tallies.get("carried", 0)
+    report.records_written = tallies.get(
+        "written", sum(f.entry.rows for f in data_files) - tallies.get("carried", 0)
+    )
     report.records_rejected = sum(f.entry.rows for f in reject_files)
     report.records_deleted = tallies.get("deleted", 0)
     report.deduplicated_by_reason = by_reason(tallies, "deduplicated")
     report.skipped_by_reason = by_reason(tallies, "skipped")
     report.info = by_reason(tallies, "info")
+    report.stats = dict(stats)
     reasons: Counter = Counter()
     for f in reject_files:
         reasons.update(dict(f.reasons))
@@ -169,6 +198,7 @@ def _commit(
             report=report.to_dict(),
             config=dict(config),
             properties=dict(properties),
+            totals={name: stats.get(name, 0) for name in running_totals},
             base_version=base_version,
         )
     )
@@ -184,7 +214,10 @@ class WriteShards(beam.PTransform):
     paths}`` where rejects are dicts or tables with the columns of ``schemas.REJECTS_SCHEMA``,
     tallies are ``transforms.tally(...)`` dicts and ``remove`` holds live files (paths relative
     to the root) that the run replaces -- found while it runs, e.g. files rewritten without
-    deleted posts; an ``append`` that removes files is committed as a ``delete``. Every table is checked against the kind's schema (a mismatch
+    deleted posts; an ``append`` that removes files is committed as a ``delete``. ``files`` are
+    ``WrittenFile`` s a step wrote itself (named with ``shard_file_name``: tokens shards, whose
+    row order is the content); ``stats`` are dicts of numbers, summed into the report's
+    ``stats``. Every table is checked against the kind's schema (a mismatch
     fails the run, naming the column). Rows are split into hive ``dt=`` partitions when the kind
     has one, written as zstd Parquet files of about ``target_file_bytes`` named
     ``<run_id>-<nnnnn>.parquet``, and committed as one manifest version once everything is
@@ -207,6 +240,8 @@ class WriteShards(beam.PTransform):
         sources: the sources this run consumed, recorded for incremental runs.
         config: the run's options, stored in the manifest with their hash (no credentials).
         properties: kind-specific manifest facts (tokens: tokenizer, seq_len, ...).
+        running_totals: stats whose dataset-wide totals the manifest keeps in ``properties``
+            as ``total_<name>`` (each version adds its run's to its parent's).
         base_version: the version the run read (default: latest at construction).
         target_file_bytes: close a data file once it reaches this size (default 256 MiB).
         writers_per_partition: parallel writers per ``dt`` partition (default 1).
@@ -229,6 +264,7 @@ class WriteShards(beam.PTransform):
         target_file_bytes: int = 256 * _MiB,
         writers_per_partition: int = 1,
         max_reject_rate: float = 0.01,
+        running_totals: Sequence[str] = (),
     ):
         super().__init__()
         self._spec = kind_spec(kind)
@@ -251,6 +287,7 @@ class WriteShards(beam.PTransform):
         self._target = target_file_bytes
         self._writers = writers_per_partition
         self._max_reject_rate = max_reject_rate
+        self._running_totals = tuple(running_totals)
         # Created (or checked) now, on the machine that builds the pipeline: a wrong kind fails
         # before any worker starts.
         ds = Dataset.create(dataset, self._spec, storage_options=self._storage_options)
@@ -259,13 +296,18 @@ class WriteShards(beam.PTransform):
     def expand(self, inputs):
         if isinstance(inputs, pvalue.PCollection):
             inputs = {"data": inputs}
-        unknown = set(inputs) - {"data", "rejects", "tallies", "remove"}
-        if unknown:
+        known = ("data", "files", "rejects", "tallies", "remove", "stats")
+        unknown = set(inputs) - set(known)
+        if unknown or not ({"data", "files"} & set(inputs)):
             raise ValueError(
-                f"WriteShards inputs {sorted(unknown)}: expected data, rejects, tallies, remove"
+                f"WriteShards inputs {sorted(inputs)}: expected data and/or files, and any of "
+                f"{', '.join(known[2:])}"
             )
-        data = inputs["data"]
-        p = data.pipeline
+        p = next(iter(inputs.values())).pipeline
+
+        def empty(name):
+            return inputs[name] if name in inputs else p | f"No{name.title()}" >> beam.Create([])
+
         spec, writers = self._spec, self._writers
 
         def keyed(table):
@@ -280,7 +322,7 @@ class WriteShards(beam.PTransform):
             target=self._target,
         )
         data_files = (
-            data
+            empty("data")
             | "ConformAndPartition" >> beam.FlatMap(keyed)
             | "GroupByShard" >> beam.GroupByKey()
             | "WriteData"
@@ -296,12 +338,11 @@ class WriteShards(beam.PTransform):
                 )
             )
         )
-        rejects = inputs.get("rejects")
-        if rejects is None:
-            rejects = p | "NoRejects" >> beam.Create([])
+        if "files" in inputs:
+            data_files = (data_files, inputs["files"]) | "AllDataFiles" >> beam.Flatten()
         run_id = self._run_id
         reject_files = (
-            rejects
+            empty("rejects")
             | "AsRejectTables" >> beam.Map(lambda r: (("", 0), _as_rejects(r, run_id)))
             | "GroupRejects" >> beam.GroupByKey()
             | "WriteRejects"
@@ -317,13 +358,8 @@ class WriteShards(beam.PTransform):
                 )
             )
         )
-        tallies = inputs.get("tallies")
-        if tallies is None:
-            tallies = p | "NoTallies" >> beam.Create([])
-        total = tallies | "SumTallies" >> beam.CombineGlobally(SumTallies())
-        removed = inputs.get("remove")
-        if removed is None:
-            removed = p | "NoRemovals" >> beam.Create([])
+        total = empty("tallies") | "SumTallies" >> beam.CombineGlobally(SumTallies())
+        stats = empty("stats") | "SumStats" >> beam.CombineGlobally(SumStats())
         return (
             p
             | "CommitTrigger" >> beam.Create([None])
@@ -333,7 +369,8 @@ class WriteShards(beam.PTransform):
                 beam.pvalue.AsList(data_files),
                 beam.pvalue.AsList(reject_files),
                 beam.pvalue.AsSingleton(total),
-                beam.pvalue.AsList(removed),
+                beam.pvalue.AsList(empty("remove")),
+                beam.pvalue.AsSingleton(stats),
                 url=self._url,
                 storage_options=self._storage_options,
                 kind=spec.name,
@@ -345,5 +382,6 @@ class WriteShards(beam.PTransform):
                 properties=self._properties,
                 base_version=self._base_version,
                 max_reject_rate=self._max_reject_rate,
+                running_totals=self._running_totals,
             )
         )

@@ -1,0 +1,112 @@
+"""``PackShards``: group tokenized documents by shard, order them by key, pack, and write."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import apache_beam as beam
+import pyarrow as pa
+
+from catalog.storage import open_url
+from schemas import TOKENS
+from transforms.parquet_writer import RollingParquetWriter, WrittenFile
+from transforms.tokenize.pack import PackOptions, example_tables, layout
+from transforms.tokenize.shuffle import same_source_pairs
+from transforms.write_shards import shard_file_name
+
+__all__ = ["PackShards", "PackedShard", "pack_shard", "sort_documents"]
+
+
+@dataclass
+class PackedShard:
+    """What packing one shard gives: the files written and statistics for the report."""
+
+    files: list[WrittenFile] = field(default_factory=list)
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+def sort_documents(tables: list[pa.Table]) -> pa.Table:
+    """One shard's documents in shuffle order: by key; equal keys (a 64-bit collision, or the
+    same document given twice) by dataset and id, so the order never depends on arrival."""
+    docs = pa.concat_tables(tables)
+    return docs.sort_by([("key", "ascending"), ("dataset", "ascending"), ("doc_id", "ascending")])
+
+
+def pack_shard(docs: pa.Table, opts: PackOptions, writer: RollingParquetWriter) -> dict:
+    """Pack the sorted ``docs`` of one shard into ``writer``; returns the shard's statistics."""
+    lay = layout(docs.column("input_ids").combine_chunks(), opts)
+    for table in example_tables(docs, lay, opts):
+        writer.write(table)
+    same, expected = same_source_pairs(docs.column("source").to_pylist())
+    return {
+        "documents": docs.num_rows,
+        "examples": lay.examples,
+        "tokens": int(lay.seg_len.sum()),
+        "padding_tokens": len(lay.tokens) - int(lay.seg_len.sum()),
+        "patches": int((lay.tokens == opts.patch_id).sum()),
+        "truncated_tokens": lay.truncated_tokens,
+        "adjacent_pairs": max(0, docs.num_rows - 1),
+        "adjacent_same_source": same,
+        "adjacent_same_source_expected": expected,
+    }
+
+
+class _PackFn(beam.DoFn):
+    def __init__(self, url, storage_options, run_id, shards, opts, target):
+        self._url, self._storage_options = url, storage_options
+        self._run_id, self._shards, self._opts, self._target = run_id, shards, opts, target
+
+    def setup(self):
+        self._fs, self._root = open_url(self._url, self._storage_options)
+
+    def process(self, element):
+        shard, tables = element
+        writer = RollingParquetWriter(
+            self._fs,
+            self._root,
+            "data",
+            shard_file_name(self._run_id, shard, self._shards),
+            TOKENS.schema,
+            target_file_bytes=self._target,
+            row_group_rows=TOKENS.row_group_rows,
+            row_group_bytes=TOKENS.row_group_bytes,
+        )
+        stats = pack_shard(sort_documents(list(tables)), self._opts, writer)
+        yield PackedShard([WrittenFile(e, ()) for e in writer.close()], stats)
+
+
+class PackShards(beam.PTransform):
+    """Pack ``(shard, documents)`` pieces into ``tokens`` files, one group of files per shard.
+
+    Each shard's documents are sorted by shuffle key and packed (``PackOptions``); its files
+    are named ``<run_id>-<nnnnn>.parquet`` with ``nnnnn`` = shard + k * shards. The output is a
+    PCollection of ``PackedShard`` (files for ``WriteShards``' ``files`` input, and stats).
+
+    Args:
+        dataset: the ``tokens`` dataset URL.
+        run_id: the run's id.
+        shards: the number of shards the documents were keyed into.
+        opts: how to pack.
+        storage_options: fsspec options for ``dataset``.
+        target_file_bytes: roll to a new file past this size.
+    """
+
+    def __init__(
+        self,
+        dataset: str,
+        *,
+        run_id: str,
+        shards: int,
+        opts: PackOptions,
+        storage_options: Mapping[str, Any] | None = None,
+        target_file_bytes: int = 256 << 20,
+    ):
+        super().__init__()
+        self._fn = _PackFn(
+            dataset, dict(storage_options or {}), run_id, shards, opts, target_file_bytes
+        )
+
+    def expand(self, pieces):
+        return pieces | "GroupByShard" >> beam.GroupByKey() | "Pack" >> beam.ParDo(self._fn)

@@ -1,0 +1,240 @@
+"""``TokenizeDocuments``: dataset versions -> tokenized documents, keyed by output shard."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from catalog.storage import open_url
+from transforms.read_shards import read_row_group, row_groups
+from transforms.run_report import tally
+from transforms.tokenize.documents import (
+    Rendered,
+    clip_documents,
+    docs_table,
+    post_documents,
+    thread_documents,
+)
+from transforms.tokenize.shuffle import shuffle_keys
+from transforms.tokenize.tokenizer import TokenizerSpec, encode_texts
+
+__all__ = ["DocumentOptions", "InputVersion", "TokenizeDocuments", "TokenizedChunk"]
+
+_COLUMNS = {
+    "posts": ["post_id", "text"],
+    "threads": ["post_id", "text", "created_at", "conversation_id"],
+    "clips": ["clip_id", "cameras", "event"],
+}
+_THREAD_BUCKETS = 64
+
+
+@dataclass(frozen=True)
+class InputVersion:
+    """One input: a ``posts`` or ``clips`` dataset at a pinned version.
+
+    ``label`` names it in the ``sources`` of every example (the URL without credentials);
+    ``files`` are the data files to read (relative to the root).
+    """
+
+    url: str
+    label: str
+    kind: str
+    version: int
+    schema: pa.Schema
+    files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DocumentOptions:
+    """What decides the documents and their order: the tokenizer, the shuffle ``seed``, the
+    number of output ``shards``, the ``patch`` size, and ``threads`` (a reply thread is one
+    document)."""
+
+    tokenizer: TokenizerSpec
+    seed: int
+    shards: int
+    patch: int = 16
+    threads: bool = False
+
+
+@dataclass
+class TokenizedChunk:
+    """What tokenizing one row group gives: ``(shard, documents)`` pieces and a tally."""
+
+    pieces: list[tuple[int, pa.Table]] = field(default_factory=list)
+    tally: dict[str, int] = field(default_factory=dict)
+
+
+def tokenize_rendered(
+    rendered: Rendered, kind: str, label: str, opts: DocumentOptions, tokenizer, records_in: int
+) -> TokenizedChunk:
+    """Encode rendered documents, key them for the shuffle and split them by shard."""
+    ids = None
+    if kind != "clips":
+        ids = encode_texts(tokenizer, rendered.texts, opts.tokenizer.special_ids["eos"])
+    keys = shuffle_keys(opts.seed, kind, rendered.doc_ids)
+    docs = docs_table(rendered, keys, label, ids)
+    shard = keys % np.uint64(opts.shards)
+    pieces = []
+    for s in np.unique(shard):
+        pieces.append((int(s), docs.filter(pa.array(shard == s))))
+    written = sum(rendered.records)
+    return TokenizedChunk(
+        pieces, tally(records_in=records_in, written=written, skipped=rendered.skipped)
+    )
+
+
+class _ReadFn(beam.DoFn):
+    """Reads one row group of one input: ``(input index, path, row group) -> table``."""
+
+    def __init__(self, inputs, storage_options, columns):
+        self._inputs, self._storage_options, self._columns = inputs, storage_options, columns
+
+    def setup(self):
+        self._fs = [open_url(i.url, self._storage_options) for i in self._inputs]
+
+    def _read(self, unit) -> pa.Table:
+        i, path, index = unit
+        fs, root = self._fs[i]
+        spec = self._inputs[i]
+        return read_row_group(fs, root, path, index, spec.schema, self._columns[spec.kind])
+
+
+class _TokenizeRowGroupFn(_ReadFn):
+    def __init__(self, inputs, storage_options, opts: DocumentOptions):
+        super().__init__(inputs, storage_options, _COLUMNS)
+        self._opts = opts
+
+    def setup(self):
+        super().setup()
+        self._tok = self._opts.tokenizer.backend()
+
+    def process(self, unit):
+        i, path, _ = unit
+        spec = self._inputs[i]
+        table = self._read(unit)
+        if spec.kind == "clips":
+            special = self._opts.tokenizer.special_ids
+            rendered = clip_documents(table, path, self._tok, special, self._opts.patch)
+        else:
+            rendered = post_documents(table, path)
+        yield tokenize_rendered(
+            rendered, spec.kind, spec.label, self._opts, self._tok, table.num_rows
+        )
+
+
+class _ThreadBucketsFn(_ReadFn):
+    """Posts of one row group, split by a hash of their thread so that whole threads meet."""
+
+    def __init__(self, inputs, storage_options):
+        super().__init__(inputs, storage_options, {"posts": _COLUMNS["threads"]})
+
+    def process(self, unit):
+        i, path, _ = unit
+        table = self._read(unit)
+        table = table.append_column("source", pa.array([path] * table.num_rows, pa.string()))
+        thread = pc.coalesce(table.column("conversation_id"), table.column("post_id"))
+        bucket = shuffle_keys(0, "thread", thread.to_pylist()) % np.uint64(_THREAD_BUCKETS)
+        for b in np.unique(bucket):
+            yield (i, int(b)), table.filter(pa.array(bucket == b))
+
+
+class _TokenizeThreadsFn(beam.DoFn):
+    def __init__(self, inputs, opts: DocumentOptions):
+        self._inputs, self._opts = inputs, opts
+
+    def setup(self):
+        self._tok = self._opts.tokenizer.backend()
+
+    def process(self, element):
+        (i, _), tables = element
+        table = pa.concat_tables(list(tables))
+        rendered = thread_documents(table)
+        spec = self._inputs[i]
+        yield tokenize_rendered(
+            rendered, "threads", spec.label, self._opts, self._tok, table.num_rows
+        )
+
+
+class _SplitFn(beam.DoFn):
+    def __init__(self, inputs, storage_options):
+        self._inputs, self._storage_options = inputs, storage_options
+
+    def setup(self):
+        self._fs = [open_url(i.url, self._storage_options) for i in self._inputs]
+
+    def process(self, file):
+        i, path = file
+        fs, root = self._fs[i]
+        for _, index in row_groups(fs, root, path):
+            yield i, path, index
+
+
+class TokenizeDocuments(beam.PTransform):
+    """Render, tokenize and shuffle-key every document of some ``posts``/``clips`` versions.
+
+    The output is a PCollection of ``TokenizedChunk``: ``(shard, documents table)`` pieces
+    (``transforms.tokenize.documents.DOCS_SCHEMA``) ready to be grouped by shard and packed,
+    and a tally of the rows read, written as documents, or skipped (empty text, empty clip).
+
+    Example::
+
+        chunks = p | TokenizeDocuments(inputs, DocumentOptions(load_tokenizer(), seed=0, shards=8))
+
+    Args:
+        inputs: the versions to read (``InputVersion``).
+        opts: tokenizer, seed, shards, patch size, threads.
+        storage_options: fsspec options for the inputs (never stored).
+    """
+
+    def __init__(
+        self,
+        inputs: Sequence[InputVersion],
+        opts: DocumentOptions,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+    ):
+        super().__init__()
+        if opts.shards < 1:
+            raise ValueError(f"shards={opts.shards}: expected >= 1")
+        if opts.patch < 1:
+            raise ValueError(f"patch={opts.patch}: expected >= 1")
+        self._inputs = tuple(inputs)
+        self._opts = opts
+        self._storage_options = dict(storage_options or {})
+
+    def expand(self, pbegin):
+        so = self._storage_options
+        files = [(i, path) for i, spec in enumerate(self._inputs) for path in spec.files]
+        units = (
+            pbegin
+            | "ListFiles" >> beam.Create(files)
+            | "SplitRowGroups" >> beam.ParDo(_SplitFn(self._inputs, so))
+            | "Redistribute" >> beam.Reshuffle()
+        )
+        if not self._opts.threads:
+            return units | "Tokenize" >> beam.ParDo(
+                _TokenizeRowGroupFn(self._inputs, so, self._opts)
+            )
+        # Threads need every post of a conversation in one place: posts datasets go through a
+        # grouping by thread first; clips are tokenized as they are.
+        clip_inputs = {i for i, spec in enumerate(self._inputs) if spec.kind == "clips"}
+        clips = units | "ClipUnits" >> beam.Filter(lambda u: u[0] in clip_inputs)
+        posts = units | "PostUnits" >> beam.Filter(lambda u: u[0] not in clip_inputs)
+        threads = (
+            posts
+            | "ByThread" >> beam.ParDo(_ThreadBucketsFn(self._inputs, so))
+            | "GroupThreads" >> beam.GroupByKey()
+            | "TokenizeThreads" >> beam.ParDo(_TokenizeThreadsFn(self._inputs, self._opts))
+        )
+        return (
+            threads,
+            clips
+            | "TokenizeClips" >> beam.ParDo(_TokenizeRowGroupFn(self._inputs, so, self._opts)),
+        ) | "AllDocuments" >> beam.Flatten()
