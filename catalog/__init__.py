@@ -13,6 +13,7 @@ from catalog.exclusive import UnsupportedStoreError, create_exclusive
 from catalog.gc import GcResult, collect_garbage
 from catalog.parquet import read_parquet
 from catalog.storage import open_url, redact_url
+from catalog.token_reader import TokenReader
 
 __all__ = [
     "CommitConflict",
@@ -20,6 +21,7 @@ __all__ = [
     "Dataset",
     "DatasetError",
     "GcResult",
+    "TokenReader",
     "UnsupportedStoreError",
     "collect_garbage",
     "config_hash",
