@@ -1,7 +1,7 @@
 """``shardsmith demo``: generate both samples, run the pipelines on them, show what happened.
 
-Each pipeline extends the demo as it lands: for now the samples are generated, the posts
-ingested into ``DIR/datasets/posts`` and the fleet into ``DIR/datasets/clips``.
+The samples are generated, the posts ingested into ``DIR/datasets/posts``, the fleet into
+``DIR/datasets/clips``, and both tokenized, shuffled and packed into ``DIR/datasets/tokens``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from transforms.samples import (
     generate_posts_sample,
 )
 
-__all__ = ["ingest_demo_fleet", "ingest_demo_posts", "run_demo"]
+__all__ = ["ingest_demo_fleet", "ingest_demo_posts", "run_demo", "tokenize_demo"]
 
 
 def run_demo(
@@ -62,5 +62,19 @@ def ingest_demo_fleet(directory: str, options):
         # The sample is broken on purpose (5 bad inputs against 40 windows): show the
         # rejects rather than fail on them.
         max_reject_rate=0.25,
+    )
+    return run(config, options)
+
+
+def tokenize_demo(directory: str, options):
+    """Tokenize ``DIR/datasets/{posts,clips}`` into ``DIR/datasets/tokens`` (default tokenizer,
+    2048-token examples, 2 shards); returns the run report."""
+    from pipelines.tokenize import TokenizeConfig, run
+
+    datasets = os.path.join(directory, "datasets")
+    config = TokenizeConfig(
+        inputs=(os.path.join(datasets, "posts"), os.path.join(datasets, "clips")),
+        dataset=os.path.join(datasets, "tokens"),
+        shards=2,
     )
     return run(config, options)

@@ -20,7 +20,7 @@ from catalog.parquet import read_parquet
 from pipelines.tokenize import TokenizeConfig, run
 from runners.errors import UserError
 from runners.options import beam_options
-from transforms.tokenize import load_tokenizer, patchify, unpatchify
+from transforms.tokenize import load_tokenizer, patchify, shuffle_keys, unpatchify
 from transforms.tokenize.default_tokenizer import DEFAULT_DIR, train_default_tokenizer
 
 BIN = Path(sys.executable).parent / "shardsmith"
@@ -300,6 +300,10 @@ def test_the_default_tokenizer_is_reproducible(tmp_path):
     made = train_default_tokenizer(tmp_path / "again")
     for name in ("tokenizer.json", "tokenizer_config.json"):
         assert (made / name).read_bytes() == (DEFAULT_DIR / name).read_bytes()
+    # Loaded by name (no transformers) or through AutoTokenizer from a path: the same tokenizer.
+    by_name, by_path = load_tokenizer(), load_tokenizer(str(made))
+    assert (by_name.sha256, by_name.json) == (by_path.sha256, by_path.json)
+    assert by_name.special_ids == {"eos": 0, "pad": 1, "video_start": 2, "video_end": 3, "patch": 4}
 
 
 def test_cli_tokenize_and_its_errors(inputs, tmp_path):
@@ -321,3 +325,26 @@ def test_cli_tokenize_and_its_errors(inputs, tmp_path):
         done = subprocess.run([str(BIN), "tokenize", *args], capture_output=True, text=True)
         assert done.returncode == 2, (args, done.stderr)
         assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def _reference_key(seed: int, kind: str, doc_id: str) -> int:
+    """FNV-1a 64 of (seed, kind, "/", id) then SplitMix64, one byte at a time in Python."""
+    mask, h = (1 << 64) - 1, 0xCBF29CE484222325
+    for byte in seed.to_bytes(16, "little", signed=True) + f"{kind}/{doc_id}".encode():
+        h = ((h ^ byte) * 0x100000001B3) & mask
+    z = (h + 0x9E3779B97F4A7C15) & mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    return z ^ (z >> 31)
+
+
+def test_shuffle_keys_are_the_documented_hash_and_spread_evenly():
+    ids = [f"p{i}" for i in range(20_000)] + ["", "東京の朝", "x" * 300]
+    keys = shuffle_keys(-3, "posts", ids)
+    for i in [0, 1, 17, 9_999, 20_000, 20_001, 20_002]:
+        assert int(keys[i]) == _reference_key(-3, "posts", ids[i])
+    assert shuffle_keys(-3, "posts", pa.array(ids).slice(17, 5)).tolist() == keys[17:22].tolist()
+    assert len(set(keys.tolist())) == len(ids)
+    counts = np.bincount((keys[:20_000] % np.uint64(8)).astype(int))
+    assert counts.min() > 2_300 and counts.max() < 2_700  # 2,500 each, within 8 sigma
+    assert shuffle_keys(4, "posts", ids).tolist() != keys.tolist()

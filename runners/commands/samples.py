@@ -92,7 +92,7 @@ def _print_posts(directory, truth, print_table, human_bytes) -> None:
 
 
 def demo(args) -> None:
-    from pipelines.demo import ingest_demo_fleet, ingest_demo_posts, run_demo
+    from pipelines.demo import ingest_demo_fleet, ingest_demo_posts, run_demo, tokenize_demo
     from runners.console import human_bytes, print_report, print_table, progress
     from runners.options import beam_options
 
@@ -117,3 +117,24 @@ def demo(args) -> None:
         report = ingest_demo_fleet(args.dir, options)
     print_report(report)
     print(f"clips in {report.dataset}: one row per 2 s window of every session, all cameras")
+    print()
+    with progress("tokenizing posts and clips", None):
+        report = tokenize_demo(args.dir, options)
+    print_report(report)
+    _print_first_batch(report.dataset)
+
+
+def _print_first_batch(dataset: str) -> None:
+    """What a training loop sees: the first batch of ``TokenReader``, and its first example."""
+    from catalog import TokenReader
+    from transforms.tokenize import load_tokenizer
+
+    reader = TokenReader(dataset, batch_size=8, seed=0)
+    batch = next(iter(reader))
+    ids = batch["input_ids"]
+    tokenizer = load_tokenizer(reader.properties["tokenizer"]["name"]).backend()
+    text = tokenizer.decode(ids[0][: batch["doc_lens"][0][0]].tolist(), skip_special_tokens=False)
+    print(
+        f"TokenReader({dataset!r}, batch_size=8): input_ids {ids.dtype}{list(ids.shape)}, "
+        f"{len(reader)} batches per epoch; example 0 begins: {text[:70]!r}"
+    )

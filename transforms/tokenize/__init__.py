@@ -1,40 +1,40 @@
-"""Tokenize, globally shuffle and pack documents into ``tokens`` shards (DESIGN.md §4)."""
+"""Tokenize, globally shuffle and pack documents into ``tokens`` shards (DESIGN.md §4).
 
-from transforms.tokenize.documents import DOCS_SCHEMA, Rendered
-from transforms.tokenize.pack import PACK_MODES, Layout, PackOptions, example_tables, layout
-from transforms.tokenize.pack_shards import PackedShard, PackShards, pack_shard, sort_documents
-from transforms.tokenize.patches import frame_grid, patchify, unpatchify
-from transforms.tokenize.shuffle import same_source_pairs, shuffle_keys
-from transforms.tokenize.tokenize_documents import (
-    DocumentOptions,
-    InputVersion,
-    TokenizedChunk,
-    TokenizeDocuments,
-)
-from transforms.tokenize.tokenizer import TokenizerSpec, encode_texts, load_tokenizer
+Names are re-exported lazily (PEP 562): loading the tokenizer must not import Apache Beam.
+"""
 
-__all__ = [
-    "DOCS_SCHEMA",
-    "PACK_MODES",
-    "DocumentOptions",
-    "InputVersion",
-    "Layout",
-    "PackOptions",
-    "PackShards",
-    "PackedShard",
-    "Rendered",
-    "TokenizeDocuments",
-    "TokenizedChunk",
-    "TokenizerSpec",
-    "encode_texts",
-    "example_tables",
-    "frame_grid",
-    "layout",
-    "load_tokenizer",
-    "pack_shard",
-    "patchify",
-    "same_source_pairs",
-    "shuffle_keys",
-    "sort_documents",
-    "unpatchify",
-]
+from importlib import import_module
+
+_EXPORTS = {
+    "DOCS_SCHEMA": "transforms.tokenize.documents",
+    "DocumentOptions": "transforms.tokenize.tokenize_documents",
+    "InputVersion": "transforms.tokenize.tokenize_documents",
+    "Layout": "transforms.tokenize.pack",
+    "PACK_MODES": "transforms.tokenize.pack",
+    "PackOptions": "transforms.tokenize.pack",
+    "PackShards": "transforms.tokenize.pack_shards",
+    "PackedShard": "transforms.tokenize.pack_shards",
+    "Rendered": "transforms.tokenize.documents",
+    "TokenizeDocuments": "transforms.tokenize.tokenize_documents",
+    "TokenizedChunk": "transforms.tokenize.tokenize_documents",
+    "TokenizerSpec": "transforms.tokenize.tokenizer",
+    "encode_texts": "transforms.tokenize.tokenizer",
+    "example_tables": "transforms.tokenize.pack",
+    "frame_grid": "transforms.tokenize.patches",
+    "layout": "transforms.tokenize.pack",
+    "load_tokenizer": "transforms.tokenize.tokenizer",
+    "pack_shard": "transforms.tokenize.pack_shards",
+    "patchify": "transforms.tokenize.patches",
+    "same_source_pairs": "transforms.tokenize.shuffle",
+    "shuffle_keys": "transforms.tokenize.shuffle",
+    "sort_documents": "transforms.tokenize.pack_shards",
+    "unpatchify": "transforms.tokenize.patches",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'transforms.tokenize' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)

@@ -53,7 +53,7 @@ def train_default_tokenizer(out_dir: Path = DEFAULT_DIR) -> Path:
     ``tokenizer_config.json``, loadable with ``AutoTokenizer.from_pretrained(out_dir)``)."""
     import json
 
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -66,6 +66,9 @@ def train_default_tokenizer(out_dir: Path = DEFAULT_DIR) -> Path:
         show_progress=False,
     )
     tok.train_from_iterator(_corpus(), trainer=trainer)
+    # What transformers installs when it loads a tokenizer without BOS/EOS templates: with it
+    # in the file, the file and AutoTokenizer's view of it serialize (and hash) the same.
+    tok.post_processor = processors.TemplateProcessing(single="$A", pair="$A $B:1")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "tokenizer.json").write_text(tok.to_str(pretty=True) + "\n", encoding="utf-8")
     config = {
