@@ -348,3 +348,22 @@ def test_shuffle_keys_are_the_documented_hash_and_spread_evenly():
     counts = np.bincount((keys[:20_000] % np.uint64(8)).astype(int))
     assert counts.min() > 2_300 and counts.max() < 2_700  # 2,500 each, within 8 sigma
     assert shuffle_keys(4, "posts", ids).tolist() != keys.tolist()
+
+
+def test_token_reader_reads_what_the_pipeline_wrote(inputs, tmp_path):
+    from catalog import TokenReader
+
+    _, ds = _tokenize(inputs, tmp_path / "tokens", shards=2, seq_len=48)
+    examples = {e["example_id"]: e for e in _examples(ds)}
+    seen = []
+    for rank in range(2):
+        for batch in TokenReader(str(ds.url), batch_size=5, rank=rank, world_size=2, seed=3):
+            for i, example_id in enumerate(batch["example_id"]):
+                want = examples[example_id]
+                n = len(want["input_ids"])
+                assert batch["input_ids"][i, :n].tolist() == want["input_ids"]
+                assert batch["attention_mask"][i].sum() == n
+                got = [m["patches"] for m in batch.get("media", [[]] * 5)[i]]
+                assert sum(len(p) for p in got) == want["input_ids"].count(4)
+                seen.append(example_id)
+    assert sorted(seen) == sorted(examples)
