@@ -34,6 +34,8 @@ examples:
   shardsmith ingest posts ./posts --to ./datasets/posts --dedup-text
   shardsmith ingest fleet ./fleet --to ./datasets/clips --window 10 --fps 2
   shardsmith tokenize ./datasets/posts ./datasets/clips --to ./datasets/tokens --seq-len 2048
+  shardsmith query ./datasets/posts "SELECT lang, count(*) FROM posts GROUP BY lang"
+  shardsmith inspect ./datasets/clips --contact-sheet sheet.png
   shardsmith history s3://bucket/posts --storage-options '{"anon": false}'
   shardsmith gc ./datasets/posts --min-age 0 --dry-run
 """
@@ -122,6 +124,75 @@ def _add_tokenize_parser(sub) -> None:
     _add_storage_options(tok)
     add_runner_arguments(tok)
     tok.set_defaults(passthrough=True)
+
+
+def _add_query_parsers(sub) -> None:
+    query = sub.add_parser(
+        "query",
+        help="SQL over dataset versions (DuckDB): a table on a terminal, CSV/JSON/Parquet otherwise",
+        description="Run one read-only SQL statement (SELECT, WITH, EXPLAIN) with DuckDB. Each "
+        "dataset is a view named after its kind (posts, clips, tokens) or --as NAME, over exactly "
+        "the files of its version (latest, or --version), with the dt partition column. SQL "
+        "helpers: detokenize(input_ids), jpeg_width(frame), jpeg_height(frame).",
+        epilog='example: shardsmith query ./datasets/posts "SELECT lang, count(*) AS n FROM posts '
+        'GROUP BY lang ORDER BY n DESC"',
+    )
+    query.add_argument(
+        "datasets_and_sql", nargs="+", metavar="DATASET... SQL", help="datasets, then the SQL"
+    )
+    query.add_argument(
+        "--version",
+        type=int,
+        action="append",
+        metavar="V",
+        help="read version V (give it once per dataset when there are several)",
+    )
+    query.add_argument(
+        "--as",
+        dest="alias",
+        action="append",
+        metavar="NAME",
+        help="view names, one per dataset (default: the kind)",
+    )
+    query.add_argument(
+        "--format",
+        choices=("table", "csv", "json", "parquet"),
+        help="table on a terminal, csv otherwise (json: one object per line)",
+    )
+    query.add_argument("--out", metavar="PATH", help="write the result here instead of stdout")
+    query.add_argument(
+        "--limit", type=int, default=50, metavar="N", help="rows shown as a table (default: 50)"
+    )
+    _add_storage_options(query)
+
+    inspect = sub.add_parser(
+        "inspect",
+        help="what a dataset version holds: files, rows, schema, partitions, nulls, per-kind stats",
+        description="Kind, version history, files, rows, bytes, schema, rows per partition and "
+        "null counts per column, and per kind: posts (languages, hashtags, authors, time "
+        "range), clips (vehicles, sessions, cameras, hours of footage, quality, rejects by "
+        "reason), tokens (tokens, document lengths, shard balance, tokenizer, seed).",
+    )
+    inspect.add_argument("dataset", metavar="DATASET")
+    inspect.add_argument("--version", type=int, metavar="V", help="default: the latest")
+    inspect.add_argument(
+        "--contact-sheet",
+        metavar="PNG",
+        help="clips: draw sampled frames (cameras x time, with timestamps) of some clips",
+    )
+    inspect.add_argument(
+        "--clip",
+        action="append",
+        metavar="CLIP_ID",
+        help="clips to draw on the contact sheet (default: the first 4)",
+    )
+    inspect.add_argument(
+        "--histogram",
+        metavar="PNG",
+        help="tokens: document lengths; posts: text lengths; clips: blur scores",
+    )
+    inspect.add_argument("--json", action="store_true", help="the summary as one JSON object")
+    _add_storage_options(inspect)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -366,6 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     fleet_in.set_defaults(passthrough=True)
 
     _add_tokenize_parser(sub)
+    _add_query_parsers(sub)
 
     history = sub.add_parser(
         "history",
@@ -400,6 +472,8 @@ _COMMANDS = {
     "sample": ("runners.commands.samples", "sample"),
     "ingest": ("runners.commands.ingest", "ingest"),
     "tokenize": ("runners.commands.tokenize", "tokenize"),
+    "query": ("runners.commands.query", "query"),
+    "inspect": ("runners.commands.inspect", "inspect"),
     "history": ("runners.commands.datasets", "history"),
     "gc": ("runners.commands.datasets", "gc"),
 }
