@@ -98,6 +98,16 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _register_filesystems(con: duckdb.DuckDBPyConnection, specs: list[ViewSpec]) -> None:
+    # The fsspec filesystem objects carry the storage options: DuckDB reads through them, and
+    # no credential is ever written into SQL.
+    registered = set()
+    for spec in specs:
+        if not is_local(spec.ds.fs) and protocol(spec.ds.fs) not in registered:
+            con.register_filesystem(spec.ds.fs)
+            registered.add(protocol(spec.ds.fs))
+
+
 def connect(
     *datasets: str | Dataset,
     version: int | Sequence[int | None] | None = None,
@@ -133,6 +143,7 @@ def connect(
     try:
         db = os.path.join(tmp, "views.duckdb")
         with duckdb.connect(db) as setup:
+            _register_filesystems(setup, specs)  # CREATE VIEW reads the files' schemas
             for spec in specs:
                 if spec.urls:
                     files = "[" + ", ".join(_sql_string(u) for u in spec.urls) + "]"
@@ -144,11 +155,8 @@ def connect(
         con = duckdb.connect(db, read_only=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # DuckDB keeps the open file; Linux frees it later
-    registered = set()
+    _register_filesystems(con, specs)
     for spec in specs:
-        if not is_local(spec.ds.fs) and protocol(spec.ds.fs) not in registered:
-            con.register_filesystem(spec.ds.fs)
-            registered.add(protocol(spec.ds.fs))
         if not spec.urls:
             # An empty version is an empty view with the kind's columns.
             con.register(spec.name, spec.ds.info.schema.empty_table())

@@ -92,12 +92,14 @@ def _contact_sheet(con, spec, path: str, clip_ids: list[str] | None) -> None:
         rows = con.execute(
             f"SELECT * FROM {view} WHERE clip_id IN (SELECT unnest(?)) ORDER BY start_time, clip_id",
             [clip_ids],
-        ).arrow()
+        ).to_arrow_table()
         missing = sorted(set(clip_ids) - set(rows.column("clip_id").to_pylist()))
         if missing:
             raise UserError(f"--clip {missing[0]}: no such clip in version {spec.version}")
     else:
-        rows = con.sql(f"SELECT * FROM {view} ORDER BY start_time, clip_id LIMIT 4").arrow()
+        rows = con.sql(
+            f"SELECT * FROM {view} ORDER BY start_time, clip_id LIMIT 4"
+        ).to_arrow_table()
     if not rows.num_rows:
         raise UserError(f"--contact-sheet: version {spec.version} has no clips")
     layout = contact_sheet(rows.to_pylist(), path)
@@ -121,7 +123,9 @@ def _histogram(con, spec, path: str) -> None:
     from catalog.pictures import histogram
 
     xlabel, sql = _HISTOGRAMS[spec.ds.kind]
-    values = con.sql(sql.format(v=f'"{spec.name}"')).arrow().column("n").drop_null().to_numpy()
+    values = (
+        con.sql(sql.format(v=f'"{spec.name}"')).to_arrow_table().column("n").drop_null().to_numpy()
+    )
     if not len(values):
         raise UserError(f"--histogram: version {spec.version} has nothing to count")
     histogram(values, path, title=f"{spec.ds.url} v{spec.version}", xlabel=xlabel)

@@ -47,7 +47,7 @@ def write_result(rel, fmt: str, out: str | None) -> int:
                 writer.write_batch(batch)
                 rows += batch.num_rows
             if writer is None:
-                schema = rel.arrow().schema
+                schema = rel.to_arrow_table().schema
                 writer = pq.ParquetWriter(sink, schema, compression="zstd")
             writer.close()
         elif fmt == "csv":
