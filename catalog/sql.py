@@ -137,25 +137,30 @@ def connect(
         helpers: register the SQL helper functions.
     """
     specs = view_specs(datasets, version=version, aliases=aliases, storage_options=storage_options)
-    # The views are created in a throwaway database file that is then reopened read-only: the
-    # one way DuckDB refuses every write to the catalog, whatever the statement.
+    con = duckdb.connect()
+    _register_filesystems(con, specs)
+    # The views live in a throwaway database file, attached read-only once they are made: the
+    # one way DuckDB refuses every write to the catalog the queries run in.
     tmp = tempfile.mkdtemp(prefix="shardsmith-sql-")
     try:
-        db = os.path.join(tmp, "views.duckdb")
-        with duckdb.connect(db) as setup:
-            _register_filesystems(setup, specs)  # CREATE VIEW reads the files' schemas
-            for spec in specs:
-                if spec.urls:
-                    files = "[" + ", ".join(_sql_string(u) for u in spec.urls) + "]"
-                    hive = "true" if spec.ds.spec.partition_by else "false"
-                    setup.execute(
-                        f'CREATE VIEW "{spec.name}" AS SELECT * FROM read_parquet({files}, '
-                        f"hive_partitioning = {hive})"
-                    )
-        con = duckdb.connect(db, read_only=True)
+        db = _sql_string(os.path.join(tmp, "views.duckdb"))
+        con.execute(f"ATTACH {db} AS views_setup")
+        for spec in specs:
+            if spec.urls:
+                files = "[" + ", ".join(_sql_string(u) for u in spec.urls) + "]"
+                hive = "true" if spec.ds.spec.partition_by else "false"
+                con.execute(
+                    f'CREATE VIEW views_setup."{spec.name}" AS SELECT * FROM '
+                    f"read_parquet({files}, hive_partitioning = {hive})"
+                )
+        con.execute("DETACH views_setup")
+        con.execute(f"ATTACH {db} AS datasets (READ_ONLY)")
+        con.execute("USE datasets")
+    except BaseException:
+        con.close()
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # DuckDB keeps the open file; Linux frees it later
-    _register_filesystems(con, specs)
     for spec in specs:
         if not spec.urls:
             # An empty version is an empty view with the kind's columns.
