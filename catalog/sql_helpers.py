@@ -9,15 +9,12 @@
 from __future__ import annotations
 
 import io
-import re
 from functools import lru_cache
 
 import duckdb
 from duckdb.sqltypes import BLOB, INTEGER, VARCHAR
 
 __all__ = ["register_helpers"]
-
-_PATCH_RUN = re.compile(r"(?:<\|patch\|>){2,}")
 
 
 @lru_cache(maxsize=4)
@@ -38,8 +35,10 @@ def _detokenizer(name: str, sha256: str):
     def detokenize(ids):
         if ids is None:
             return None
+        from transforms.tokenize.tokenizer import collapse_patches
+
         text = _tokenizer(name, sha256).decode(list(ids), skip_special_tokens=False)
-        return _PATCH_RUN.sub(lambda m: f"<|patch|>×{len(m.group(0)) // 9}", text)
+        return collapse_patches(text)
 
     return detokenize
 

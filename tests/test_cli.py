@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from tablegen import posts_table, write_data_file
 
 from catalog import CommitRequest, Dataset, new_run_id
@@ -28,9 +29,16 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 def test_help_explains_every_command():
     out = _cli("--help")
     assert out.returncode == 0
-    for word in ("demo", "sample", "history", "gc", "examples:"):
+    commands = ("demo", "sample", "ingest", "tokenize", "query", "inspect", "history", "gc")
+    for word in (*commands, "examples:"):
         assert word in out.stdout
-    for cmd in (["sample", "fleet"], ["sample", "posts"], ["history"], ["gc"], ["demo"]):
+    subcommands = [
+        ["sample", "fleet"],
+        ["sample", "posts"],
+        ["ingest", "posts"],
+        ["ingest", "fleet"],
+    ]
+    for cmd in [*subcommands, *([c] for c in commands[1:] if c not in ("sample", "ingest"))]:
         sub = _cli(*cmd, "--help")
         assert sub.returncode == 0 and "usage: shardsmith" in sub.stdout
 
@@ -89,6 +97,12 @@ def test_demo_generates_both_samples(tmp_path):
     assert written == expected
     for kind in ("fleet", "posts"):
         assert (tmp_path / "demo" / "samples" / kind / "_SAMPLE.json").exists()
+    assert re.search(r"TokenReader\(.*input_ids int32\[8, 2048\]", out.stdout)
+    tokens = Dataset.open(str(tmp_path / "demo" / "datasets" / "tokens"))
+    assert tokens.manifest().report["records_written"] == int(written) + 40  # posts + clips
+    sheet = Image.open(tmp_path / "demo" / "contact-sheet.png")
+    assert sheet.width > 4 * 224 and sheet.height > 2 * 224  # frames are 224x224
+    assert Image.open(tmp_path / "demo" / "document-lengths.png").size == (800, 400)
 
 
 def test_history_and_gc(tmp_path, capsys):

@@ -122,18 +122,45 @@ def demo(args) -> None:
         report = tokenize_demo(args.dir, options)
     print_report(report)
     _print_first_batch(report.dataset)
+    _print_pictures(args.dir)
+
+
+def _print_pictures(directory: str) -> None:
+    """A contact sheet of the first clips and the document-length histogram of the tokens."""
+    from catalog.pictures import contact_sheet, histogram
+    from catalog.sql import connect
+
+    datasets = os.path.join(directory, "datasets")
+    con = connect(os.path.join(datasets, "clips"), os.path.join(datasets, "tokens"))
+    try:
+        clips = con.sql("SELECT * FROM clips ORDER BY start_time, clip_id LIMIT 2").to_arrow_table()
+        lengths = con.sql(
+            "SELECT sum(s.length) AS n FROM (SELECT unnest(sources) AS s FROM tokens) "
+            "GROUP BY s.dataset, s.id"
+        ).to_arrow_table()
+    finally:
+        con.close()
+    sheet = os.path.join(directory, "contact-sheet.png")
+    contact_sheet(clips.to_pylist(), sheet)
+    plot = os.path.join(directory, "document-lengths.png")
+    histogram(lengths.column("n").to_numpy(), plot, title="tokens: document lengths", log_y=True)
+    print(f"pictures: {sheet} (2 clips, cameras x time), {plot}")
+    print(
+        f'try: shardsmith query {datasets}/posts "SELECT lang, count(*) FROM posts GROUP BY lang"'
+    )
 
 
 def _print_first_batch(dataset: str) -> None:
     """What a training loop sees: the first batch of ``TokenReader``, and its first example."""
     from catalog import TokenReader
-    from transforms.tokenize import load_tokenizer
+    from transforms.tokenize.tokenizer import collapse_patches, load_tokenizer
 
     reader = TokenReader(dataset, batch_size=8, seed=0)
     batch = next(iter(reader))
     ids = batch["input_ids"]
     tokenizer = load_tokenizer(reader.properties["tokenizer"]["name"]).backend()
     text = tokenizer.decode(ids[0][: batch["doc_lens"][0][0]].tolist(), skip_special_tokens=False)
+    text = collapse_patches(text)
     print(
         f"TokenReader({dataset!r}, batch_size=8): input_ids {ids.dtype}{list(ids.shape)}, "
         f"{len(reader)} batches per epoch; example 0 begins: {text[:70]!r}"

@@ -18,6 +18,7 @@ _EXPORTS = {
     "TokenizeDocuments": "transforms.tokenize.tokenize_documents",
     "TokenizedChunk": "transforms.tokenize.tokenize_documents",
     "TokenizerSpec": "transforms.tokenize.tokenizer",
+    "collapse_patches": "transforms.tokenize.tokenizer",
     "encode_texts": "transforms.tokenize.tokenizer",
     "example_tables": "transforms.tokenize.pack",
     "frame_grid": "transforms.tokenize.patches",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import pyarrow as pa
 from runners.errors import UserError
 from transforms.tokenize.default_tokenizer import DEFAULT_DIR, DEFAULT_NAME, SPECIAL_TOKENS
 
-__all__ = ["TokenizerSpec", "encode_texts", "load_tokenizer"]
+__all__ = ["TokenizerSpec", "collapse_patches", "encode_texts", "load_tokenizer"]
 
 
 @dataclass(frozen=True)
@@ -138,3 +139,11 @@ def encode_texts(tokenizer, texts: list[str], eos_id: int) -> pa.ListArray:
     eos = [eos_id]
     # Arrow builds list<int32> from Python lists faster than numpy copies do, one by one.
     return pa.array([e.ids + eos for e in encodings], pa.list_(pa.int32()))
+
+
+_PATCH_RUN = re.compile(r"(?:<\|patch\|>){2,}")
+
+
+def collapse_patches(text: str) -> str:
+    """Decoded text made readable: a run of patch placeholders becomes ``<|patch|>×N``."""
+    return _PATCH_RUN.sub(lambda m: f"<|patch|>×{len(m.group(0)) // 9}", text)
