@@ -317,6 +317,7 @@ class Dataset:
                 f"{self.url}: cannot remove {sorted(missing)[0]}: not live in version "
                 f"{parent_version} (removed by a concurrent run?)"
             )
+        self._check_sources_not_taken(parent, request)
         files = [f for f in live if f.path not in removed] + list(request.add)
         sources = {s.uri: s for s in (parent.sources if parent else ())}
         sources.update({s.uri: s for s in request.sources})
@@ -341,5 +342,26 @@ class Dataset:
             properties=properties,
         )
 
+    def _check_sources_not_taken(self, parent: Manifest | None, request: CommitRequest) -> None:
+        # Exactly-once for incremental runs: two runs that read the same new source (a retried
+        # tick racing a slow one) must not both commit it. Sources recorded by a version newer
+        # than the one this run started from refuse the commit; nothing is published twice.
+        base = request.base_version or 0
+        if not request.sources or parent is None or parent.version <= base:
+            return
+        before = {_source_key(s) for s in self.manifest(base).sources} if base else set()
+        taken = {_source_key(s) for s in parent.sources} - before
+        for source in request.sources:
+            if _source_key(source) in taken:
+                raise CommitConflict(
+                    f"{self.url}: {redact_url(source.uri)} was consumed by a version committed "
+                    f"after version {base}, which this run started from; nothing committed "
+                    f"(run again: an --incremental run skips it)"
+                )
+
     def __repr__(self) -> str:
         return f"Dataset({self.url!r}, kind={self.kind!r})"
+
+
+def _source_key(source: SourceEntry) -> tuple:
+    return (source.uri, source.size, source.mtime, source.etag)

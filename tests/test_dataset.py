@@ -104,6 +104,23 @@ def test_overwrite_and_delete_conflicts(store):
         ds.commit(CommitRequest(run_id=new_run_id(), add=[new.__class__("data/ghost", 1, 1, "")]))
 
 
+def test_a_source_is_committed_once_even_by_racing_runs(store):
+    ds = Dataset.create(store.url("ds"), "posts", storage_options=store.storage_options)
+    _append(ds, 1, "a", sources=[SourceEntry("s3://in/old.jsonl", 10, "t0")])
+    new = SourceEntry("s3://in/new.jsonl", 20, "t1")
+    # Two runs started from version 1 and both read new.jsonl: the first commits it...
+    _append(ds, 2, "b", sources=[new, SourceEntry("s3://in/old.jsonl", 10, "t0")], base_version=1)
+    # ...the second is refused, naming the source; the dataset is unchanged.
+    with pytest.raises(CommitConflict, match=r"new\.jsonl was consumed by a version committed"):
+        _append(ds, 2, "c", sources=[new], base_version=1)
+    assert ds.latest_version() == 2
+    # A source that changed since (another size or stamp) is a new source, and a run that
+    # started after the version that consumed it is not racing.
+    _append(ds, 1, "d", sources=[SourceEntry("s3://in/new.jsonl", 25, "t2")], base_version=1)
+    _append(ds, 1, "e", sources=[new], base_version=3)
+    assert ds.latest_version() == 4
+
+
 def test_concurrent_committers_lose_nothing(store):
     """Two committers, 30 appends each, at once: 60 versions, every file listed exactly once."""
     url = store.url("ds")
