@@ -10,9 +10,18 @@ from typing import Any
 
 from runners.errors import UserError
 
-__all__ = ["RUNNERS", "add_runner_arguments", "beam_options", "parse_storage_options"]
+__all__ = [
+    "RUNNERS",
+    "add_runner_arguments",
+    "beam_options",
+    "describe_runner",
+    "parse_storage_options",
+    "runner_options",
+]
 
-RUNNERS = ("local",)
+RUNNERS = ("local", "dask", "portable", "dataflow", "flink", "spark")
+_DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
+_BEAM_RUNNERS = {"dataflow": "DataflowRunner", "flink": "FlinkRunner", "spark": "SparkRunner"}
 
 
 def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +33,9 @@ def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
         "--runner",
         choices=RUNNERS,
         default="local",
-        help="where the pipeline runs: local = Beam's FnApiRunner, one worker process per core "
+        help="where the pipeline runs: local = Beam's FnApiRunner, one worker process per core; "
+        "dask = Beam's DaskRunner on a Dask cluster; portable = any Beam job server (Flink, "
+        "Spark, Beam's own job service); dataflow, flink, spark = Beam's runners for those "
         "(default: %(default)s)",
     )
     group.add_argument(
@@ -33,6 +44,23 @@ def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="N",
         help="worker processes for --runner local (default: one per core)",
+    )
+    group.add_argument(
+        "--dask-address",
+        metavar="tcp://HOST:PORT",
+        help="--runner dask: the Dask scheduler (default: a new local Dask cluster)",
+    )
+    group.add_argument(
+        "--job-endpoint",
+        metavar="HOST:PORT",
+        help="--runner portable: the Beam job server (Flink/Spark job server, or Beam's "
+        "local_job_service_main)",
+    )
+    group.add_argument(
+        "--worker-pool",
+        metavar="HOST:PORT",
+        help="--runner portable: run the Python workers in this external worker pool "
+        "(apache_beam.runners.worker.worker_pool_main) instead of Beam's default Docker image",
     )
 
 
@@ -56,25 +84,85 @@ def parse_storage_options(text: str | None) -> dict[str, Any]:
     return value
 
 
-def beam_options(runner: str, workers: int | None, passthrough: Sequence[str]):
+def runner_options(args: argparse.Namespace):
+    """``beam_options`` from a pipeline command's parsed arguments."""
+    return beam_options(
+        args.runner,
+        args.workers,
+        args.passthrough_args,
+        dask_address=getattr(args, "dask_address", None),
+        job_endpoint=getattr(args, "job_endpoint", None),
+        worker_pool=getattr(args, "worker_pool", None),
+    )
+
+
+def _runner_flags(
+    runner: str,
+    workers: int | None,
+    dask_address: str | None,
+    job_endpoint: str | None,
+    worker_pool: str | None,
+) -> list[str]:
+    if runner not in RUNNERS:
+        raise UserError(f"--runner {runner!r}: expected one of {', '.join(RUNNERS)}")
+    if workers is not None and (runner != "local" or workers < 1):
+        raise UserError(
+            f"--workers {workers}: expected a positive number of processes, with --runner local"
+        )
+    if dask_address and runner != "dask":
+        raise UserError("--dask-address: only with --runner dask")
+    if (job_endpoint or worker_pool) and runner != "portable":
+        raise UserError("--job-endpoint / --worker-pool: only with --runner portable")
+    # Worker processes log every bundle at INFO; the run report says what matters.
+    quiet = "--default_sdk_harness_log_level=WARNING"
+    if runner == "local":
+        return [
+            "--runner=DirectRunner",
+            "--direct_running_mode=multi_processing",
+            f"--direct_num_workers={workers or os.cpu_count() or 1}",
+            quiet,
+        ]
+    if runner == "dask":
+        try:
+            # Registers Beam's Dask flags (--dask_client_address...) before they are parsed.
+            import apache_beam.runners.dask.dask_runner  # noqa: F401
+            import distributed  # noqa: F401
+        except ImportError:
+            raise UserError("--runner dask: needs Dask; pip install 'shardsmith[dask]'") from None
+        return [f"--runner={_DASK_RUNNER}"] + (
+            [f"--dask_client_address={dask_address}"] if dask_address else []
+        )
+    if runner == "portable":
+        if not job_endpoint:
+            raise UserError("--runner portable: expected --job-endpoint HOST:PORT")
+        pool = ["--environment_type=EXTERNAL", f"--environment_config={worker_pool}"]
+        return ["--runner=PortableRunner", f"--job_endpoint={job_endpoint}", quiet] + (
+            pool if worker_pool else []
+        )
+    return [f"--runner={_BEAM_RUNNERS[runner]}"]
+
+
+def beam_options(
+    runner: str,
+    workers: int | None,
+    passthrough: Sequence[str],
+    *,
+    dask_address: str | None = None,
+    job_endpoint: str | None = None,
+    worker_pool: str | None = None,
+):
     """The Beam ``PipelineOptions`` for ``--runner`` plus the flags shardsmith does not know.
 
-    ``local`` is Beam's FnApiRunner in multi-processing mode with one worker per core; any
-    pass-through flag (``--direct_running_mode=in_memory``, ...) overrides these defaults.
+    ``local`` is Beam's FnApiRunner in multi-processing mode with one worker per core; ``dask``
+    is Beam's DaskRunner (``dask_address``: the scheduler); ``portable`` submits to a Beam job
+    server (``job_endpoint``), with the Python workers in an external ``worker_pool`` if given;
+    ``dataflow``, ``flink``, ``spark`` select Beam's runners, configured by pass-through flags
+    (``--project``, ``--region``, ``--temp_location``, ``--flink_master``, ...). Any
+    pass-through flag overrides these defaults.
     """
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    if runner != "local":
-        raise UserError(f"--runner {runner!r}: expected one of {', '.join(RUNNERS)}")
-    if workers is not None and workers < 1:
-        raise UserError(f"--workers {workers}: expected a positive number of processes")
-    defaults = [
-        "--runner=DirectRunner",
-        "--direct_running_mode=multi_processing",
-        f"--direct_num_workers={workers or os.cpu_count() or 1}",
-        # Worker processes log every bundle at INFO; the run report says what matters.
-        "--default_sdk_harness_log_level=WARNING",
-    ]
+    defaults = _runner_flags(runner, workers, dask_address, job_endpoint, worker_pool)
     args = defaults + list(passthrough)
     options = PipelineOptions(args)
     unknown = _unknown_flags(options, passthrough)
@@ -93,3 +181,12 @@ def _unknown_flags(options, passthrough: Sequence[str]) -> list[str]:
             if name not in known:
                 unknown.append(arg.split("=", 1)[0])
     return unknown
+
+
+def describe_runner(options) -> str:
+    """``local runner, 2 workers`` / ``DaskRunner`` ...: for progress lines and logs."""
+    everything = options.get_all_options()
+    runner = str(everything.get("runner") or "")
+    if runner == "DirectRunner":
+        return f"local runner, {everything.get('direct_num_workers')} workers"
+    return runner.rsplit(".", 1)[-1]

@@ -1,0 +1,214 @@
+"""The same pipelines on the local runner, on Beam's DaskRunner against a Dask scheduler and two
+workers, and on Beam's PortableRunner against Beam's job service with an external worker pool --
+all started here, on 127.0.0.1 -- give identical dataset content."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from conftest import free_port, wait_for_port
+
+from catalog import Dataset
+from catalog.parquet import read_parquet
+from pipelines.ingest_fleet import IngestFleetConfig
+from pipelines.ingest_fleet import run as run_fleet
+from pipelines.ingest_posts import IngestPostsConfig
+from pipelines.ingest_posts import run as run_posts
+from pipelines.tokenize import TokenizeConfig
+from pipelines.tokenize import run as run_tokenize
+from runners.errors import UserError
+from runners.options import beam_options
+from transforms.samples import (
+    FleetSampleConfig,
+    PostsSampleConfig,
+    generate_fleet_sample,
+    generate_posts_sample,
+)
+
+BIN = Path(sys.executable).parent
+
+
+def _start(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    """A Dask scheduler and two single-threaded workers, on 127.0.0.1."""
+    pytest.importorskip("distributed")
+    from distributed import Client
+
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = _start(
+        [
+            str(BIN / "dask"),
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dashboard-address",
+            "127.0.0.1:0",
+        ]
+    )
+    workers = _start(
+        [
+            str(BIN / "dask"),
+            "worker",
+            address,
+            "--nworkers",
+            "2",
+            "--nthreads",
+            "1",
+            "--host",
+            "127.0.0.1",
+            "--no-dashboard",
+        ]
+    )
+    try:
+        wait_for_port(port)
+        with Client(address, timeout=30) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        _stop([workers, scheduler])
+
+
+@pytest.fixture(scope="module")
+def job_service():
+    """Beam's local job service and an external Python worker pool, on 127.0.0.1."""
+    job_port, pool_port = free_port(), free_port()
+    procs = [
+        _start(
+            [
+                sys.executable,
+                "-m",
+                "apache_beam.runners.portability.local_job_service_main",
+                "--port",
+                str(job_port),
+            ]
+        ),
+        _start(
+            [
+                sys.executable,
+                "-m",
+                "apache_beam.runners.worker.worker_pool_main",
+                "--service_port",
+                str(pool_port),
+            ]
+        ),
+    ]
+    try:
+        wait_for_port(job_port)
+        wait_for_port(pool_port)
+        yield f"127.0.0.1:{job_port}", f"127.0.0.1:{pool_port}"
+    finally:
+        _stop(procs)
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory):
+    root = tmp_path_factory.mktemp("samples")
+    generate_posts_sample(str(root / "posts"), PostsSampleConfig(posts=150, seed=3))
+    fleet = FleetSampleConfig(
+        layout="generic", vehicles=1, sessions=1, cameras=2, duration_s=4.0, seed=3
+    )
+    generate_fleet_sample(str(root / "fleet"), fleet)
+    return root
+
+
+def _runners(dask_cluster, job_service) -> dict:
+    job_endpoint, pool = job_service
+    return {
+        "local": beam_options("local", 2, []),
+        "dask": beam_options("dask", None, [], dask_address=dask_cluster),
+        "portable": beam_options("portable", None, [], job_endpoint=job_endpoint, worker_pool=pool),
+    }
+
+
+def _content(url: str, key: str | None) -> pa.Table:
+    ds = Dataset.open(url)
+    table = pa.concat_tables(read_parquet(ds.fs, ds.path(f.path)) for f in ds.files())
+    return table.sort_by(key) if key else table
+
+
+def test_every_pipeline_gives_the_same_content_on_every_runner(
+    samples, dask_cluster, job_service, tmp_path
+):
+    results = {}
+    for name, options in _runners(dask_cluster, job_service).items():
+        out = tmp_path / name
+        started = time.monotonic()
+        reports = [
+            run_posts(
+                IngestPostsConfig(
+                    sources=(str(samples / "posts"),),
+                    dataset=str(out / "posts"),
+                    max_reject_rate=0.1,  # the sample has malformed lines on purpose
+                ),
+                options,
+            ),
+            run_fleet(
+                IngestFleetConfig(
+                    source=str(samples / "fleet"), dataset=str(out / "clips"), window_s=2.0
+                ),
+                options,
+            ),
+            run_tokenize(
+                # The same input datasets for every runner: a token's provenance names them.
+                TokenizeConfig(
+                    inputs=(str(tmp_path / "local" / "posts"), str(tmp_path / "local" / "clips")),
+                    dataset=str(out / "tokens"),
+                    seq_len=256,
+                    shards=2,
+                ),
+                options,
+            ),
+        ]
+        assert [r.status for r in reports] == ["committed"] * 3, (name, reports)
+        tokens = Dataset.open(str(out / "tokens"))
+        results[name] = {
+            "posts": _content(str(out / "posts"), "post_id"),
+            "clips": _content(str(out / "clips"), "clip_id"),
+            # Token shards: the same bytes, file by file (names differ only by run id).
+            "tokens": [f.checksum for f in sorted(tokens.files(), key=lambda f: f.path)],
+            "counts": [(r.records_in, r.records_written, r.records_rejected) for r in reports],
+            "seconds": time.monotonic() - started,
+        }
+    local = results["local"]
+    assert local["posts"].num_rows > 100 and local["clips"].num_rows == 2
+    assert len(local["tokens"]) == 2
+    for name in ("dask", "portable"):
+        for what in ("posts", "clips"):
+            assert results[name][what].equals(local[what]), (name, what)
+        assert results[name]["tokens"] == local["tokens"], name
+        assert results[name]["counts"] == local["counts"], name
+
+
+def test_runner_flags_are_checked():
+    with pytest.raises(UserError, match="expected --job-endpoint"):
+        beam_options("portable", None, [])
+    with pytest.raises(UserError, match="--dask-address: only with --runner dask"):
+        beam_options("local", None, [], dask_address="tcp://127.0.0.1:1")
+    with pytest.raises(UserError, match="with --runner local"):
+        beam_options("dask", 2, [])
+    options = beam_options("flink", None, ["--flink_master=127.0.0.1:8081"])
+    assert options.get_all_options()["runner"] == "FlinkRunner"
+    with pytest.raises(UserError, match="unknown option --flink_mastr"):
+        beam_options("flink", None, ["--flink_mastr=127.0.0.1:8081"])
