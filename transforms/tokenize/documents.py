@@ -63,18 +63,19 @@ class Rendered:
     skipped: dict[str, int] = field(default_factory=dict)
 
 
-def _has_text(texts: pa.ChunkedArray) -> np.ndarray:
-    return pc.fill_null(pc.greater(pc.utf8_length(texts), 0), False).to_numpy(zero_copy_only=False)
+def _with_text(table: pa.Table, out: Rendered) -> pa.Table:
+    """The rows of ``table`` that have text; the others are counted as skipped in ``out``."""
+    keep = pc.fill_null(pc.greater(pc.utf8_length(table.column("text")), 0), False)
+    empty = table.num_rows - pc.sum(keep).as_py() if table.num_rows else 0
+    if empty:
+        out.skipped["empty_text"] = empty
+    return table.filter(keep)
 
 
 def post_documents(table: pa.Table, source: str) -> Rendered:
     """One document per post with text (``post_id``, ``text``) of the file ``source``."""
-    keep = _has_text(table.column("text"))
     out = Rendered()
-    n_empty = int(len(keep) - keep.sum())
-    if n_empty:
-        out.skipped["empty_text"] = n_empty
-    kept = table.filter(pa.array(keep))
+    kept = _with_text(table, out)
     out.doc_ids = kept.column("post_id").to_pylist()
     out.texts = kept.column("text").to_pylist()
     out.records = [1] * kept.num_rows
@@ -87,12 +88,8 @@ def thread_documents(table: pa.Table) -> Rendered:
     one is its own thread), in ``created_at`` order, texts joined by a blank line. The table
     must hold whole threads (``post_id``, ``text``, ``created_at``, ``conversation_id``,
     ``source``); the thread's source is its first post's."""
-    keep = _has_text(table.column("text"))
     out = Rendered()
-    n_empty = int(len(keep) - keep.sum())
-    if n_empty:
-        out.skipped["empty_text"] = n_empty
-    t = table.filter(pa.array(keep))
+    t = _with_text(table, out)
     thread = pc.coalesce(t.column("conversation_id"), t.column("post_id"))
     t = t.append_column("thread", thread).sort_by(
         [("thread", "ascending"), ("created_at", "ascending"), ("post_id", "ascending")]
