@@ -1,4 +1,5 @@
-"""The read side and the dataset contract: open a dataset at a version, commit, collect garbage."""
+"""The read side and the dataset contract: open a dataset at a version, commit, lock, collect
+garbage."""
 
 from catalog.dataset import (
     CommitConflict,
@@ -11,6 +12,7 @@ from catalog.dataset import (
 )
 from catalog.exclusive import UnsupportedStoreError, create_exclusive
 from catalog.gc import GcResult, collect_garbage
+from catalog.lock import DatasetLock, LockHeld, LockHolder
 from catalog.parquet import read_parquet
 from catalog.storage import open_url, redact_url
 from catalog.token_reader import TokenReader
@@ -20,7 +22,10 @@ __all__ = [
     "CommitRequest",
     "Dataset",
     "DatasetError",
+    "DatasetLock",
     "GcResult",
+    "LockHeld",
+    "LockHolder",
     "TokenReader",
     "UnsupportedStoreError",
     "collect_garbage",

@@ -1,4 +1,4 @@
-"""Runner selection and options, the CLI, and running a pipeline to its report.
+"""Runner selection and options, the CLI, running a pipeline to its report, and scheduling it.
 
 Names are re-exported lazily (PEP 562), so that ``shardsmith --help`` does not import Beam.
 """
@@ -17,6 +17,15 @@ _EXPORTS = {
     "RunFailed": "runners.execute",
     "run_outcome": "runners.execute",
     "run_pipeline": "runners.execute",
+    "LOCKED_PREFIX": "runners.locking",
+    "print_locked": "runners.locking",
+    "writing": "runners.locking",
+    "SCHEDULABLE": "runners.schedule",
+    "Job": "runners.schedule",
+    "TickLine": "runners.schedule",
+    "next_slot": "runners.schedule",
+    "parse_job": "runners.schedule",
+    "tick_argv": "runners.schedule",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -65,6 +65,70 @@ def _add_storage_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_lock_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--lock-wait",
+        default="0",
+        metavar="DURATION",
+        help="wait this long (e.g. 10m) for another run writing the dataset to finish "
+        "(default: 0 = exit at once, status 1)",
+    )
+    p.add_argument(
+        "--lock-ttl",
+        default="10m",
+        metavar="DURATION",
+        help="lease of the dataset's lock, renewed while the run lives; the lock of a run that "
+        "died is taken over after it, or at once on the same host (default: %(default)s)",
+    )
+    # Set by `shardsmith schedule`, which then finds the run's outcome in the dataset.
+    p.add_argument("--run-id", help=argparse.SUPPRESS)
+
+
+def _add_schedule_parser(sub) -> None:
+    sched = sub.add_parser(
+        "schedule",
+        help="repeat an ingest or tokenize every interval, incrementally, one tick at a time",
+        description="Run COMMAND (ingest posts, ingest fleet or tokenize, with --incremental "
+        "added) as a child process every --every, from the start (no drift; a tick that "
+        "overruns is followed at once by the next, never by two at a time). Each tick takes "
+        "the dataset's lock, commits at most one version and logs one line on stderr: time, "
+        "tick, status, version, records in/written/rejected/deduplicated, seconds. A tick that "
+        "finds the lock held logs it and waits for the next tick. The first SIGTERM/SIGINT "
+        "finishes the current tick and exits 0; a second one stops the tick (its lock is "
+        "released, its files left for gc) and exits 143/130.",
+        epilog="example: shardsmith schedule --every 15m -- ingest posts /data/in "
+        "--to s3://bucket/posts",
+    )
+    sched.add_argument(
+        "--every", required=True, metavar="DURATION", help="interval between tick starts (15m)"
+    )
+    sched.add_argument(
+        "--max-ticks",
+        type=int,
+        metavar="N",
+        help="stop after N ticks (default: run until SIGTERM/SIGINT)",
+    )
+    sched.add_argument(
+        "--lock-wait",
+        default="0",
+        metavar="DURATION",
+        help="how long a tick waits for the dataset's lock before leaving it to the next tick "
+        "(default: 0)",
+    )
+    sched.add_argument(
+        "--lock-ttl",
+        default="10m",
+        metavar="DURATION",
+        help="lease of the lock each tick takes (default: %(default)s)",
+    )
+    sched.add_argument(
+        "job",
+        nargs=argparse.REMAINDER,
+        metavar="-- COMMAND ...",
+        help="ingest posts|ingest fleet|tokenize and its arguments, --to DATASET included",
+    )
+
+
 def _add_tokenize_parser(sub) -> None:
     tok = sub.add_parser(
         "tokenize",
@@ -122,6 +186,7 @@ def _add_tokenize_parser(sub) -> None:
         help="size of the Parquet files written (default: %(default)s)",
     )
     _add_storage_options(tok)
+    _add_lock_arguments(tok)
     add_runner_arguments(tok)
     tok.set_defaults(passthrough=True)
 
@@ -361,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="size of the Parquet files written (default: %(default)s)",
     )
     _add_storage_options(posts_in)
+    _add_lock_arguments(posts_in)
     add_runner_arguments(posts_in)
     posts_in.set_defaults(passthrough=True)
 
@@ -433,10 +499,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="size of the Parquet files written (default: %(default)s)",
     )
     _add_storage_options(fleet_in)
+    _add_lock_arguments(fleet_in)
     add_runner_arguments(fleet_in)
     fleet_in.set_defaults(passthrough=True)
 
     _add_tokenize_parser(sub)
+    _add_schedule_parser(sub)
     _add_query_parsers(sub)
 
     history = sub.add_parser(
@@ -476,6 +544,7 @@ _COMMANDS = {
     "inspect": ("runners.commands.inspect", "inspect"),
     "history": ("runners.commands.datasets", "history"),
     "gc": ("runners.commands.datasets", "gc"),
+    "schedule": ("runners.commands.schedule", "schedule"),
 }
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -124,6 +126,14 @@ def _as_rejects(element: Any, run_id: str) -> pa.Table:
     raise TypeError(f"a reject must be a dict or an Arrow table, got {type(element).__name__}")
 
 
+def _crash_for_tests(point: str) -> None:
+    # Exists for the crash tests (tests/test_schedule.py): SIGKILL the whole run -- the CLI and
+    # its Beam workers, in the process group `shardsmith schedule` gives each tick -- right
+    # before or after its commit, as a power cut would.
+    if os.environ.get("SHARDSMITH_FAULT") == point:
+        os.killpg(os.getpgid(0), signal.SIGKILL)
+
+
 def _commit(
     _,
     data_files,
@@ -187,6 +197,7 @@ def _commit(
         yield report.to_dict()
         return
     report.status = "committed"
+    _crash_for_tests("before-commit")
     manifest = ds.commit(
         CommitRequest(
             run_id=run_id,
@@ -202,6 +213,7 @@ def _commit(
             base_version=base_version,
         )
     )
+    _crash_for_tests("after-commit")
     report.version = manifest.version
     yield report.to_dict()
 

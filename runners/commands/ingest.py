@@ -44,12 +44,23 @@ def _fleet_config(args, storage_options):
 
 
 def ingest(args) -> int:
-    """Run one ingest; print its report; exit 1 if it committed nothing because of rejects."""
-    from runners.console import print_report, progress
-    from runners.execute import RunFailed
-    from runners.options import beam_options, parse_storage_options
+    """Run one ingest holding the dataset's lock; print its report; exit 1 if it committed
+    nothing because of rejects, or if another run holds the lock."""
+    from catalog import LockHeld
+    from runners.locking import print_locked, writing
+    from runners.options import parse_storage_options
 
     storage_options = parse_storage_options(args.storage_options)
+    try:
+        with writing(args, f"ingest {args.ingest_kind}", storage_options) as run_id:
+            return _ingest(args, storage_options, run_id)
+    except LockHeld as exc:
+        return print_locked(exc)
+
+
+def _ingest(args, storage_options, run_id: str) -> int:
+    from runners.commands.reporting import run_and_report
+
     if args.ingest_kind == "posts":
         from pipelines.ingest_posts import run
 
@@ -58,17 +69,4 @@ def ingest(args) -> int:
         from pipelines.ingest_fleet import run
 
         config = _fleet_config(args, storage_options)
-    options = beam_options(args.runner, args.workers, args.passthrough_args)
-    workers = options.get_all_options()["direct_num_workers"]
-    label = f"ingesting {args.ingest_kind} ({args.runner} runner, {workers} workers)"
-    try:
-        with progress(label, None):
-            report = run(config, options)
-    except RunFailed as failed:
-        print_report(failed.report)
-        return 1
-    if report.status == "nothing-new" and not report.records_in:
-        print(report.message)
-    else:
-        print_report(report)
-    return 0
+    return run_and_report(f"ingesting {args.ingest_kind}", args, run, config, run_id)

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 
 def tokenize(args) -> int:
-    """Run one tokenize and print its report."""
+    """Run one tokenize holding the output dataset's lock and print its report (exit 1 if
+    another run holds the lock)."""
+    from catalog import LockHeld
+    from runners.locking import print_locked, writing
+    from runners.options import parse_storage_options
+
+    storage_options = parse_storage_options(args.storage_options)
+    try:
+        with writing(args, "tokenize", storage_options) as run_id:
+            return _tokenize(args, storage_options, run_id)
+    except LockHeld as exc:
+        return print_locked(exc)
+
+
+def _tokenize(args, storage_options, run_id: str) -> int:
     from pipelines.tokenize import TokenizeConfig, run
-    from runners.console import print_report, progress
-    from runners.options import beam_options, parse_storage_options
+    from runners.commands.reporting import run_and_report
     from runners.units import parse_size
 
     config = TokenizeConfig(
@@ -23,14 +36,6 @@ def tokenize(args) -> int:
         version=args.input_version,
         incremental=args.incremental,
         target_file_bytes=parse_size(args.target_file_size, "--target-file-size"),
-        storage_options=parse_storage_options(args.storage_options),
+        storage_options=storage_options,
     )
-    options = beam_options(args.runner, args.workers, args.passthrough_args)
-    workers = options.get_all_options()["direct_num_workers"]
-    with progress(f"tokenizing ({args.runner} runner, {workers} workers)", None):
-        report = run(config, options)
-    if report.status == "nothing-new" and not report.records_in:
-        print(report.message)
-    else:
-        print_report(report)
-    return 0
+    return run_and_report("tokenizing", args, run, config, run_id)
