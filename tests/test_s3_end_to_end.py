@@ -55,7 +55,9 @@ def s3(moto_endpoint, tmp_path_factory):
 
 def test_every_command_on_s3(s3):
     root, flags, options = s3
+    # -v: INFO logs of shardsmith and Beam go to stderr, which _cli checks for the secret too.
     _cli(
+        "-v",
         "ingest",
         "posts",
         f"{root}/in/posts",
