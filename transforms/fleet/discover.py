@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+import fsspec
+
 from catalog.storage import modified_stamp, open_url, redact_url, to_url
 from runners.errors import UserError
 
-__all__ = ["VIDEO_SUFFIXES", "SessionSpec", "discover_sessions"]
+__all__ = ["VIDEO_SUFFIXES", "NotARegularFile", "SessionSpec", "discover_sessions", "open_source"]
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".ts", ".h264", ".264", ".hevc", ".265")
 _TELEMETRY = ("telemetry.csv", "telemetry.jsonl", "telemetry.parquet")
@@ -48,6 +50,20 @@ class SessionSpec:
     @property
     def key(self) -> str:
         return f"{self.vehicle_id or '-'}/{self.session_id}"
+
+
+class NotARegularFile(OSError):
+    """A source path that is a FIFO, a device or a directory: reading it could block forever."""
+
+
+def open_source(url: str, storage_options: Mapping[str, Any]):
+    """Open one file of a session for reading (binary); ``NotARegularFile`` before opening
+    anything that is not a regular file."""
+    source = fsspec.open(url, "rb", **storage_options)
+    kind = source.fs.info(source.path).get("type")
+    if kind != "file":
+        raise NotARegularFile(f"not a regular file (type {kind})")
+    return source.open()
 
 
 def _name_time(name: str) -> datetime | None:

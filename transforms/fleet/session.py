@@ -4,9 +4,10 @@ Windows are cut on wall-clock time from the earliest camera frame. In each windo
 times are ``start + j / fps``; for every sample time each camera contributes its frame nearest
 in time, if one lies within a frame period (its real time goes to ``frame_ts_us``). Only those
 frames are decoded. A window is a record: it is written, or rejected when no camera has a frame
-in it. Every input problem (a camera file that cannot be opened or breaks off, a broken
-``event.json``, a telemetry row that cannot be read) is a record of its own, rejected with the
-file, the time or row, and the decoder's or parser's message.
+in it (a run of such windows is one record). Every input problem (a camera file that cannot be
+opened, breaks off or whose clock jumps, a broken ``event.json``, a telemetry row that cannot be
+read) is a record of its own, rejected with the file, the time or row, and the decoder's or
+parser's message.
 """
 
 from __future__ import annotations
@@ -14,17 +15,15 @@ from __future__ import annotations
 import io
 import itertools
 import json
-import math
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import fsspec
 import numpy as np
 from PIL import Image
 
-from transforms.fleet.discover import SessionSpec
+from transforms.fleet.discover import SessionSpec, open_source
 from transforms.fleet.quality import blur_score, is_black, luma, nearly_same
 from transforms.fleet.telemetry import SIGNALS, Telemetry, load_telemetry
 from transforms.fleet.video import CameraFile, VideoError
@@ -116,7 +115,7 @@ def _event(spec: SessionSpec, so: Mapping[str, Any], piece: WindowPiece) -> dict
     if not spec.event:
         return None
     try:
-        with fsspec.open(spec.event, "rb", **so) as f:
+        with open_source(spec.event, so) as f:
             obj = json.loads(f.read())
         if not isinstance(obj, dict):
             raise ValueError("expected a JSON object")
@@ -162,7 +161,8 @@ def ingest_session(
     *,
     skip_clip_ids: frozenset[str] = frozenset(),
 ) -> Iterator[WindowPiece]:
-    """Yield one ``WindowPiece`` per window (plus one first for input problems).
+    """Yield one ``WindowPiece`` per window, one per run of windows without any frame, and one
+    first for input problems.
 
     Memory is bounded by one window: files stay open and are decoded window by window.
     Windows whose clip id is in ``skip_clip_ids`` (already committed) are counted as
@@ -184,8 +184,7 @@ def ingest_session(
                     _reject(first, url, "file", exc.reason, str(exc))
                     continue
                 files.append(cf)
-                if cf.problem is not None:  # breaks off: the frames before still count
-                    p = cf.problem
+                for p in cf.problems:  # breaks off: the frames before still count
                     _reject(first, url, f"t={p.at_s:.3f}s", p.reason, str(p))
             opened.extend(files)
             if files:
@@ -198,7 +197,21 @@ def ingest_session(
         t_end = max(int(c.ts[-1]) for c in cameras) + 1
         window_us = int(options.window_s * 1e6)
         step_us = 1e6 / options.fps
-        for k in range(math.ceil((t_end - t0) / window_us)):
+        # Only windows holding a frame are cut one by one; a run of windows without any (cameras
+        # whose clocks disagree by years) is one rejected record, not millions.
+        held = np.unique(np.concatenate([(c.ts - t0) // window_us for c in cameras])).tolist()
+        for k, before in zip(held, [-1, *held], strict=False):
+            if k > before + 1:
+                gap = WindowPiece()
+                _reject(
+                    gap,
+                    spec.files[0],
+                    f"windows {before + 1}-{k - 1} ({(before + 1) * window_us / 1e6:.3f}s to "
+                    f"{k * window_us / 1e6:.3f}s)",
+                    "no_frames",
+                    f"no camera has a frame in these {k - before - 1} windows",
+                )
+                yield gap
             ws = t0 + k * window_us
             we = min(ws + window_us, t_end)
             piece = WindowPiece()

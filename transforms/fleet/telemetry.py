@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-import fsspec
 import numpy as np
 import pyarrow.parquet as pq
+
+from transforms.fleet.discover import open_source
 
 __all__ = ["SIGNALS", "Telemetry", "load_telemetry"]
 
@@ -102,7 +103,7 @@ def _time_us(value: Any) -> int:
 
 
 def _rows(url: str, storage_options: Mapping[str, Any]) -> list[dict]:
-    with fsspec.open(url, "rb", **storage_options) as f:
+    with open_source(url, storage_options) as f:
         data = f.read()
     lower = url.lower()
     if lower.endswith(".parquet"):

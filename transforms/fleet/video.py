@@ -15,12 +15,17 @@ from datetime import datetime
 from typing import Any
 
 import av
-import fsspec
 import numpy as np
+
+from transforms.fleet.discover import NotARegularFile, open_source
 
 __all__ = ["CameraFile", "FrameAt", "VideoError", "sniff_format"]
 
 _MAX_PIXELS = 8192 * 8192  # refuse absurd headers before any frame is allocated
+# Frames of one file further apart than this are a broken clock or index, not a recording: the
+# file is cut there (its longest steady run is kept).
+_MAX_JUMP_S = 60.0
+_MAX_OFFSET_S = 2.0**31  # 68 years after the file's start: no recording, and far from overflow
 
 
 class VideoError(Exception):
@@ -63,11 +68,17 @@ class CameraFile:
         storage_options: fsspec options.
         fallback_start_us: wall-clock time (µs, UTC) of presentation time 0, used when the
             file's own ``creation_time`` is missing.
+
+    ``problems`` lists where the file breaks off, is cut short or its clock jumps: each is a
+    reject, and the frames kept still count.
     """
 
     def __init__(self, url: str, storage_options: Mapping[str, Any], fallback_start_us: int):
         self.url = url
-        self._file = fsspec.open(url, "rb", **storage_options).open()
+        try:
+            self._file = open_source(url, storage_options)
+        except NotARegularFile as exc:
+            raise VideoError("not_a_file", str(exc)) from None
         head = self._file.read(512)
         if not head:
             self._file.close()
@@ -79,9 +90,16 @@ class CameraFile:
                 "unsupported_container",
                 f"not an allowed video container (starts with {head[:16]!r})",
             )
+        declared_end = _matroska_end(head) if fmt == "matroska" else None
+        size = getattr(self._file, "size", None)  # fsspec files know theirs
         self._file.seek(0)
+        # max_pixels reaches the decoder that probes the stream while opening: a header that
+        # declares a huge picture fails there, before a frame buffer is allocated.
+        limits = {"max_pixels": str(_MAX_PIXELS)}
         try:
-            self._container = av.open(self._file, format=fmt, options={"enable_drefs": "0"})
+            self._container = av.open(
+                self._file, format=fmt, options={"enable_drefs": "0", **limits}
+            )
             streams = self._container.streams.video
             if not streams:
                 raise VideoError("no_video_stream", "the container has no video stream")
@@ -92,6 +110,7 @@ class CameraFile:
             if ctx.width * ctx.height > _MAX_PIXELS:
                 raise VideoError("frame_too_large", f"declared size {ctx.width}x{ctx.height}")
             ctx.thread_count = 1
+            ctx.options = limits  # and a new size in mid-stream fails the same way
             self.codec = ctx.name
             self.width, self.height = ctx.width, ctx.height
             rate = self._stream.average_rate or self._stream.guessed_rate
@@ -99,6 +118,14 @@ class CameraFile:
             self._tb = float(self._stream.time_base)
             self.start_us = _creation_us(self._container.metadata) or fallback_start_us
             self._index()
+            if declared_end and size and declared_end > size and not self.problems:
+                self.problems.append(
+                    VideoError(
+                        "truncated",
+                        f"the file ends at byte {size}, its Segment at byte {declared_end}",
+                        at_s=float(self.pts[-1] * self._tb),
+                    )
+                )
         except VideoError:
             self.close()
             raise
@@ -108,28 +135,49 @@ class CameraFile:
 
     def _index(self) -> None:
         """Demux (no decoding) to list every frame's pts and the keyframes."""
-        pts, keys = [], []
-        self.problem: VideoError | None = None  # the file breaks off: frames before it count
+        pts, keys, corrupt = [], [], []
+        # Where the file breaks off or its clock jumps: the frames kept still count.
+        self.problems: list[VideoError] = []
         try:
             for packet in self._container.demux(self._stream):
                 if packet.pts is None or packet.size == 0:
+                    continue
+                if packet.is_corrupt:  # cut short by the end of the file, or damaged
+                    corrupt.append(packet.pts * self._tb)
                     continue
                 pts.append(packet.pts)
                 if packet.is_keyframe:
                     keys.append(packet.pts)
         except (av.error.FFmpegError, ValueError) as exc:
             at = max(pts) * self._tb if pts else 0.0
-            self.problem = VideoError("decode_error", f"{type(exc).__name__}: {exc}", at_s=at)
-        if not pts:
-            raise self.problem or VideoError("no_frames", "no video frames in the file")
-        declared = self._stream.frames
-        if self.problem is None and declared and len(pts) < declared:
-            at = max(pts) * self._tb
-            self.problem = VideoError(
-                "truncated", f"{declared} frames declared, the data ends after {len(pts)}", at_s=at
+            self.problems.append(
+                VideoError("decode_error", f"{type(exc).__name__}: {exc}", at_s=at)
             )
-        self.pts = np.array(sorted(pts), dtype=np.int64)
-        self.keyframes = sorted(keys) or [int(self.pts[0])]
+        declared = self._stream.frames
+        if not self.problems and declared and len(pts) < declared:
+            self.problems.append(
+                VideoError(
+                    "truncated",
+                    f"{declared} frames declared, the data ends after {len(pts)}",
+                    at_s=max(pts, default=0) * self._tb,
+                )
+            )
+        if corrupt and not self.problems:
+            self.problems.append(
+                VideoError(
+                    "corrupt_frames",
+                    f"{len(corrupt)} frames with cut or damaged data left out, the first at "
+                    f"{min(corrupt):.3f}s",
+                    at_s=min(corrupt),
+                )
+            )
+        if not pts and self.problems:
+            raise self.problems[0]
+        if not pts:
+            raise VideoError("no_frames", "no video frames in the file")
+        self.pts = self._steady(np.array(pts, dtype=np.int64))
+        kept = set(self.pts.tolist())
+        self.keyframes = sorted(k for k in keys if k in kept) or [int(self.pts[0])]
         self.frame_ts_us = self.start_us + np.round(self.pts * self._tb * 1e6).astype(np.int64)
         gaps = np.diff(self.pts)
         step = np.median(gaps) if len(gaps) else 0
@@ -145,6 +193,29 @@ class CameraFile:
         self._position = None  # pts of the last packet fed to the decoder
         self._last_out = -(2**62)  # pts of the last frame it gave back (display order)
         self._iter = None
+
+    def _steady(self, pts: np.ndarray) -> np.ndarray:
+        """The longest run of distinct pts (sorted) without a jump in time; a cut is a problem."""
+        t = pts * self._tb
+        inside = np.abs(t) <= _MAX_OFFSET_S
+        if not inside.any():
+            raise VideoError("bad_timestamps", f"frame times out of range (first {t[0]:.6g}s)")
+        pts = np.unique(pts[inside])  # two frames at one time: one of them cannot be had
+        t = pts * self._tb
+        cuts = np.flatnonzero(np.diff(t) > _MAX_JUMP_S) + 1
+        runs = np.split(np.arange(len(pts)), cuts)
+        best = max(runs, key=len)
+        if len(best) < len(inside):
+            self.problems.append(
+                VideoError(
+                    "bad_timestamps",
+                    f"frame times repeat, jump by more than {_MAX_JUMP_S:.0f}s or lie beyond "
+                    f"{_MAX_OFFSET_S:.0f}s: kept {len(best)} of {len(inside)} frames "
+                    f"({t[best[0]]:.3f}s to {t[best[-1]]:.3f}s)",
+                    at_s=float(t[best[-1]] if best is runs[0] else t[best[0]]),
+                )
+            )
+        return pts[best]
 
     def close(self) -> None:
         container = getattr(self, "_container", None)
@@ -168,11 +239,11 @@ class CameraFile:
         while pending:
             target = pending[0]
             key = self._key_for(target)
-            if self._iter is None or target <= self._last_out or key > self._last_out:
-                self._seek(key)
             wanted = set(pending)
             progressed = False  # a frame was found since the last seek (no seek loop)
             try:
+                if self._iter is None or target <= self._last_out or key > self._last_out:
+                    self._seek(key)
                 for packet in self._iter:
                     if packet.pts is not None:
                         self._position = packet.pts
@@ -214,6 +285,21 @@ class CameraFile:
         self._iter = self._container.demux(self._stream)
         self._position = None
         self._last_out = -(2**62)
+
+
+def _matroska_end(head: bytes) -> int | None:
+    """The byte where the Matroska Segment opened in ``head`` ends, if its size is known."""
+    at = 0
+    for element in (b"\x1a\x45\xdf\xa3", b"\x18\x53\x80\x67"):  # EBML header, Segment
+        if head[at : at + 4] != element or at + 4 >= len(head) or not head[at + 4]:
+            return None
+        n = 9 - head[at + 4].bit_length()  # a variable-length size: n bytes, n-1 zero bits
+        unknown = (1 << (7 * n)) - 1
+        value = int.from_bytes(head[at + 4 : at + 4 + n], "big") & unknown
+        if value == unknown:
+            return None
+        at += 4 + n + (value if element == b"\x1a\x45\xdf\xa3" else 0)
+    return at + value
 
 
 def _creation_us(metadata: Mapping[str, str]) -> int | None:
