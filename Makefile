@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= shardsmith-demo
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test test-long lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+
+# The long reliability runs: 20 SIGKILLs per pipeline and the coverage-guided fuzzers.
+test-long: $(VENV)/.installed-test
+	SHARDSMITH_CRASH_POINTS=20 SHARDSMITH_FUZZ=1 $(BIN)/python -m pytest \
+		tests/test_crash_recovery.py tests/test_hostile_posts.py tests/test_hostile_video.py
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
