@@ -28,6 +28,7 @@ test: $(VENV)/.installed-test
 
 # The long reliability runs: 20 SIGKILLs per pipeline and the coverage-guided fuzzers.
 test-long: $(VENV)/.installed-test
+	$(BIN)/pip install --quiet -e '.[test,s3,bench,fuzz]'
 	SHARDSMITH_CRASH_POINTS=20 SHARDSMITH_FUZZ=1 $(BIN)/python -m pytest \
 		tests/test_crash_recovery.py tests/test_hostile_posts.py tests/test_hostile_video.py
 

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import gzip
-import io
 from collections.abc import Iterator
 from typing import BinaryIO
 
-import zstandard
+# Re-exported: readers open a source and read its lines in one breath.
+from transforms.posts.decompress import open_decompressed
 
 __all__ = ["Line", "open_decompressed", "read_lines"]
 
-_GZIP = b"\x1f\x8b"
-_ZSTD = b"\x28\xb5\x2f\xfd"
 _BLOCK = 1 << 20
 _KEEP = 64 * 1024  # of an over-long line, this much is kept for the reject's payload
 
@@ -27,25 +24,13 @@ class Line:
         self.number, self.data, self.length, self.too_long = number, data, length, too_long
 
 
-def open_decompressed(raw: BinaryIO) -> BinaryIO:
-    """Wrap ``raw`` in a gzip or zstd decoder if its first bytes say it is compressed.
-
-    The magic bytes decide, not the file name, so a ``.jsonl`` that is really gzip still reads.
-    """
-    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw, _BLOCK)
-    head = buffered.peek(4)[:4]
-    if head.startswith(_GZIP):
-        return gzip.GzipFile(fileobj=buffered, mode="rb")
-    if head.startswith(_ZSTD):
-        return zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True)
-    return buffered
-
-
 def read_lines(stream: BinaryIO, max_line_bytes: int) -> Iterator[Line]:
     """Yield every line of ``stream``; a line longer than ``max_line_bytes`` is cut short and
     flagged, and its remainder is skipped without ever being held in memory."""
     number = 0
-    pending = b""
+    # A bytearray grows in place: a long line arriving in small blocks (gzip hands over ~14 KiB
+    # at a time) costs its length, not its length times the number of blocks.
+    pending = bytearray()
     skipping: Line | None = None
     # read1 hands over what one read decoded, so a stream that breaks off (a truncated gzip)
     # still yields every complete line before the break.
@@ -66,24 +51,29 @@ def read_lines(stream: BinaryIO, max_line_bytes: int) -> Iterator[Line]:
                 yield skipping
                 skipping = None
             else:
-                data = pending + block[start:end] if pending else block[start:end]
-                pending = b""
+                if pending:
+                    pending += block[start:end]
+                    data = bytes(pending)
+                    pending.clear()
+                else:
+                    data = block[start:end]
                 yield _line(number, data, max_line_bytes)
             start = end + 1
         tail = block[start:]
         if skipping is not None:
             skipping.length += len(tail)
-        elif len(pending) + len(tail) > max_line_bytes:
-            whole = pending + tail
-            skipping = Line(0, whole[:_KEEP], len(whole), True)
-            pending = b""
+        elif len(pending) + len(tail) > max_line_bytes + 1:  # +1: a trailing "\r" does not count
+            length = len(pending) + len(tail)
+            pending += tail[:_KEEP]  # no more than the payload keeps
+            skipping = Line(0, bytes(pending[:_KEEP]), length, True)
+            pending = bytearray()
         else:
             pending += tail
     if skipping is not None:
         skipping.number = number + 1
         yield skipping
     elif pending:
-        yield _line(number + 1, pending, max_line_bytes)
+        yield _line(number + 1, bytes(pending), max_line_bytes)
 
 
 def _line(number: int, data: bytes, limit: int) -> Line:

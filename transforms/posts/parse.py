@@ -27,9 +27,12 @@ import orjson
 from schemas import MAX_PAYLOAD_BYTES
 from transforms.posts.text import clean_text, dedup_hash, extract_entities, scrub_pii
 
-__all__ = ["Chunk", "ParseOptions", "RecordError", "parse_line"]
+__all__ = ["MAX_POSTS_PER_LINE", "Chunk", "ParseOptions", "RecordError", "parse_line"]
 
 _V1_TIME = "%a %b %d %H:%M:%S %z %Y"  # "Wed Oct 10 20:19:24 +0000 2018"
+# X API pages hold at most 500 posts plus their includes; a line with far more is not a page
+# but a way to turn one line into millions of rows or rejects held in memory at once.
+MAX_POSTS_PER_LINE = 10_000
 _REF_COLUMNS = {
     "replied_to": "reply_to_post_id",
     "quoted": "quoted_post_id",
@@ -84,7 +87,8 @@ class Chunk:
                 "locator": locator,
                 "reason": reason,
                 "message": message,
-                "payload": payload[:MAX_PAYLOAD_BYTES],
+                # A copy: orjson.dumps leaves a 4 KiB buffer behind even a 10-byte result.
+                "payload": bytes(memoryview(payload)[:MAX_PAYLOAD_BYTES]),
             }
         )
 
@@ -127,18 +131,26 @@ def _dispatch(obj: dict, data: bytes, locator: str, chunk: Chunk, options: Parse
         chunk.skip("compliance_delete")
         return
     if isinstance(payload, list | dict):
-        _page(obj, [payload] if isinstance(payload, dict) else payload, locator, chunk, options)
+        items = [payload] if isinstance(payload, dict) else payload
+        _page(obj, items, locator, data, chunk, options)
         return
     if "id" in obj or "text" in obj:
         _tweet_and_refs(obj, {}, {}, locator, data, chunk, options)
         return
-    if "errors" in obj and isinstance(obj["errors"], list):
-        chunk.skip("error_entry", len(obj["errors"]))
+    errors = obj.get("errors")
+    if isinstance(errors, list):
+        # Each entry counts as one record; an empty list still accounts for its line.
+        if errors:
+            chunk.skip("error_entry", len(errors))
+        else:
+            chunk.skip("empty_page")
         return
     raise RecordError("unknown_payload", f"no post, page or delete event in keys {sorted(obj)[:8]}")
 
 
-def _page(obj: dict, items: list, locator: str, chunk: Chunk, options: ParseOptions) -> None:
+def _page(
+    obj: dict, items: list, locator: str, data: bytes, chunk: Chunk, options: ParseOptions
+) -> None:
     errors = obj.get("errors")
     if isinstance(errors, list) and errors:
         chunk.skip("error_entry", len(errors))
@@ -159,9 +171,12 @@ def _page(obj: dict, items: list, locator: str, chunk: Chunk, options: ParseOpti
             chunk.skip("empty_page")
         return
     includes = obj.get("includes") if isinstance(obj.get("includes"), dict) else {}
-    users = {u.get("id"): u for u in includes.get("users") or () if isinstance(u, dict)}
-    media = {m.get("media_key"): m for m in includes.get("media") or () if isinstance(m, dict)}
-    for where, tweets in (("data", items), ("includes.tweets", includes.get("tweets") or ())):
+    # Only string keys join: ids that are not strings are found by no post.
+    users = _index(_list(includes.get("users"), "includes.users"), "id")
+    media = _index(_list(includes.get("media"), "includes.media"), "media_key")
+    included = _list(includes.get("tweets"), "includes.tweets")
+    _check_posts(len(items) + len(included), "data and includes.tweets")
+    for where, tweets in (("data", items), ("includes.tweets", included)):
         for i, tweet in enumerate(tweets):
             at = f"{locator} {where}[{i}]"
             if not isinstance(tweet, dict):
@@ -170,19 +185,37 @@ def _page(obj: dict, items: list, locator: str, chunk: Chunk, options: ParseOpti
             try:
                 _add(chunk, map_tweet(tweet, users, media, chunk.source_uri, at), options)
             except RecordError as exc:
-                chunk.reject(at, exc.reason, str(exc), orjson.dumps(tweet))
+                chunk.reject(at, exc.reason, str(exc), _payload(tweet, data))
 
 
 def _tweet_and_refs(obj, users, media, locator, data, chunk, options) -> None:
+    refs = _list(obj.get("referenced_tweets"), "referenced_tweets")
+    _check_posts(1 + len(refs), "a post and its referenced_tweets")
     _add(chunk, map_tweet(obj, users, media, chunk.source_uri, locator), options)
     # twarc2 inlines referenced tweets, each a post of its own.
-    for i, ref in enumerate(obj.get("referenced_tweets") or ()):
+    for i, ref in enumerate(refs):
         if isinstance(ref, dict) and "text" in ref:
             at = f"{locator} referenced_tweets[{i}]"
             try:
                 _add(chunk, map_tweet(ref, users, media, chunk.source_uri, at), options)
             except RecordError as exc:
-                chunk.reject(at, exc.reason, str(exc), orjson.dumps(ref))
+                chunk.reject(at, exc.reason, str(exc), _payload(ref, data))
+
+
+def _check_posts(n: int, what: str) -> None:
+    if n > MAX_POSTS_PER_LINE:
+        raise RecordError(
+            "too_many_posts", f"{what}: {n} posts in one line, more than {MAX_POSTS_PER_LINE}"
+        )
+
+
+def _payload(tweet: dict, data: bytes) -> bytes:
+    """A bad post of a page as JSON, for its reject; the whole line if it nests deeper than
+    orjson writes (254 levels; it reads 1024)."""
+    try:
+        return orjson.dumps(tweet)
+    except orjson.JSONEncodeError:
+        return data
 
 
 def _add(chunk: Chunk, row: dict, options: ParseOptions) -> None:
@@ -225,7 +258,10 @@ def map_tweet(t: dict, users: dict, media: dict, source_uri: str, locator: str) 
         if not isinstance(referenced, list):
             raise RecordError("wrong_type", "referenced_tweets: expected a list")
         for ref in referenced:
-            column = _REF_COLUMNS.get(ref.get("type")) if isinstance(ref, dict) else None
+            kind = (
+                _str(ref.get("type"), "referenced_tweets.type") if isinstance(ref, dict) else None
+            )
+            column = _REF_COLUMNS.get(kind)
             if column:
                 refs[column] = _id(ref, "referenced_tweets.id", key="id")
     for column in refs:
@@ -235,7 +271,7 @@ def map_tweet(t: dict, users: dict, media: dict, source_uri: str, locator: str) 
     history = t.get("edit_history_tweet_ids", t.get("edit_history_ids"))
     if history is None:
         history = [pid]
-    elif not isinstance(history, list) or not all(isinstance(h, str | int) for h in history):
+    elif not isinstance(history, list) or not all(_is_id(h) for h in history):
         raise RecordError("wrong_type", "edit_history_tweet_ids: expected a list of ids")
     return {
         "post_id": pid,
@@ -275,14 +311,14 @@ def _entities(t: dict, text: str) -> dict:
 
     def values(kind: str, key: str) -> list[str]:
         out = []
-        for e in ents.get(kind) or ():
+        for e in _list(ents.get(kind), f"entities.{kind}"):
             if isinstance(e, dict) and isinstance(e.get(key), str):
                 out.append(e[key])
         return out
 
     urls = [
         e.get("expanded_url") or e.get("url")
-        for e in ents.get("urls") or ()
+        for e in _list(ents.get("urls"), "entities.urls")
         if isinstance(e, dict) and "media_key" not in e
     ]
     return {
@@ -298,10 +334,11 @@ def _media(t: dict, media: dict) -> list[dict]:
     if not isinstance(attachments, dict):
         return []
     inline = attachments.get("media")
+    keys = _list(attachments.get("media_keys"), "attachments.media_keys")
     items = (
         inline
         if isinstance(inline, list)
-        else [media[k] for k in attachments.get("media_keys") or () if k in media]
+        else [media[k] for k in keys if isinstance(k, str) and k in media]
     )
     out = []
     for m in items:
@@ -310,11 +347,11 @@ def _media(t: dict, media: dict) -> list[dict]:
         url = m.get("url")
         variants = [
             v
-            for v in m.get("variants") or ()
+            for v in _list(m.get("variants"), "media.variants")
             if isinstance(v, dict) and v.get("content_type") == "video/mp4"
         ]
         if variants:
-            url = max(variants, key=lambda v: v.get("bit_rate") or 0).get("url")
+            url = max(variants, key=lambda v: _int(v, "bit_rate") or 0).get("url")
         out.append(
             {
                 "media_key": _str(m.get("media_key"), "media.media_key"),
@@ -349,6 +386,14 @@ def _timestamp(t: dict) -> int:
             ) from None
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=timezone.utc)
+    try:
+        # Out of years 1-9999 in UTC, a timestamp is stored but no reader can turn it back
+        # into a datetime ("0001-01-01T00:00:00+01:00").
+        ts.astimezone(timezone.utc)
+    except OverflowError:
+        raise RecordError(
+            "bad_timestamp", f"created_at: {value[:40]!r} is outside years 1-9999 in UTC"
+        ) from None
     return int(ts.timestamp() * 1000)
 
 
@@ -358,11 +403,29 @@ def _id(obj: dict, name: str, *, required: bool = False, key: str | None = None)
         if required:
             raise RecordError("missing_field", f"{name}: missing")
         return None
-    if isinstance(value, str) and value:
-        return value
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    if _is_id(value):
         return str(value)
     raise RecordError("wrong_type", f"{name}: expected an id string, got {_kind(value)}")
+
+
+def _is_id(value: Any) -> bool:
+    """A non-empty string, or a non-negative integer (some plain forms write ids as numbers)."""
+    if isinstance(value, str):
+        return bool(value)
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _list(value: Any, name: str) -> list:
+    """An optional array: ``[]`` when missing or null, a ``wrong_type`` error when not an array."""
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value
+    raise RecordError("wrong_type", f"{name}: expected an array, got {_kind(value)}")
+
+
+def _index(items: list, key: str) -> dict:
+    return {x[key]: x for x in items if isinstance(x, dict) and isinstance(x.get(key), str)}
 
 
 def _str(value: Any, name: str) -> str | None:

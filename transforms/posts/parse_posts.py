@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,13 +12,15 @@ import fsspec
 import pyarrow as pa
 import zstandard
 
-from transforms.posts.lines import open_decompressed, read_lines
+from transforms.posts.decompress import MAX_EXPANSION, DecompressedTooLarge, open_decompressed
+from transforms.posts.lines import read_lines
 from transforms.posts.parse import Chunk, ParseOptions, parse_line
 from transforms.posts.rows import rows_to_table
 
 __all__ = ["ParsePosts", "ParsedChunk", "parse_source"]
 
-_READ_ERRORS = (OSError, EOFError, zstandard.ZstdError)
+# zlib.error: a gzip whose deflate data is corrupt (not an OSError, unlike a bad header).
+_READ_ERRORS = (OSError, EOFError, zlib.error, zstandard.ZstdError)
 
 
 @dataclass
@@ -35,19 +38,33 @@ def _finish(chunk: Chunk) -> ParsedChunk:
 
 
 def parse_source(
-    stream, uri: str, options: ParseOptions, *, max_line_bytes: int, chunk_records: int = 10_000
+    stream,
+    uri: str,
+    options: ParseOptions,
+    *,
+    max_line_bytes: int,
+    chunk_records: int = 10_000,
+    chunk_bytes: int = 32 << 20,
+    max_decompressed_bytes: int | None = None,
+    max_expansion: float | None = MAX_EXPANSION,
 ):
     """Parse an open (possibly compressed) source, yielding a ``ParsedChunk`` every
-    ``chunk_records`` records (and one at the end).
+    ``chunk_records`` records or ``chunk_bytes`` bytes of lines (and one at the end), so a chunk
+    of long posts stays as small as one of short ones.
 
     A file that breaks off (a truncated gzip, a read error) keeps every line read before the
-    break; the break itself is one ``read_error`` reject at the line where it happened.
+    break; the break itself is one ``read_error`` reject at the line where it happened. A
+    compressed file that expands past ``max_decompressed_bytes`` or ``max_expansion`` (see
+    ``open_decompressed``) likewise ends in one ``decompressed_too_large`` reject.
     """
     chunk = Chunk(uri)
     number = 0
+    size = 0
+    limits = {"max_decompressed_bytes": max_decompressed_bytes, "max_expansion": max_expansion}
     try:
-        for line in read_lines(open_decompressed(stream), max_line_bytes):
+        for line in read_lines(open_decompressed(stream, **limits), max_line_bytes):
             number = line.number
+            size += len(line.data)
             if line.too_long:
                 chunk.reject(
                     f"line {line.number}",
@@ -57,9 +74,13 @@ def parse_source(
                 )
             else:
                 parse_line(line.data, line.number, chunk, options)
-            if chunk.counts["records_in"] >= chunk_records:
+            if chunk.counts["records_in"] >= chunk_records or size >= chunk_bytes:
                 yield _finish(chunk)
                 chunk = Chunk(uri)
+                size = 0
+    except DecompressedTooLarge as exc:
+        message = f"{uri}: {exc}; the rest of the file is not read"
+        chunk.reject(f"line {number + 1}", exc.reason, message, b"")
     except _READ_ERRORS as exc:
         chunk.reject(f"line {number + 1}", "read_error", f"{type(exc).__name__}: {exc}", b"")
     if chunk.counts:
@@ -67,17 +88,15 @@ def parse_source(
 
 
 class _ParseSourceFn(beam.DoFn):
-    def __init__(self, options, storage_options, max_line_bytes):
+    def __init__(self, options, storage_options, limits):
         self._options = options
         self._storage_options = storage_options
-        self._max_line_bytes = max_line_bytes
+        self._limits = limits  # max_line_bytes and the decompression limits
 
     def process(self, uri: str):
         try:
             with fsspec.open(uri, "rb", **self._storage_options) as raw:
-                yield from parse_source(
-                    raw, uri, self._options, max_line_bytes=self._max_line_bytes
-                )
+                yield from parse_source(raw, uri, self._options, **self._limits)
         except (OSError, EOFError, ValueError, zstandard.ZstdError) as exc:
             # A file that breaks off (truncated gzip, unreadable) keeps what was read before;
             # the break itself is one reject naming the file.
@@ -96,6 +115,15 @@ class ParsePosts(beam.PTransform):
         options: what parsing keeps (``ParseOptions``).
         storage_options: fsspec options for the sources.
         max_line_bytes: longer lines are rejected (``line_too_long``) without being loaded.
+        max_decompressed_bytes: a compressed source decompressing to more bytes ends in a
+            ``decompressed_too_large`` reject (default ``None``: no absolute cap).
+        max_expansion: likewise for one expanding more than this many times its compressed
+            size once 16 MiB came out (default 200; ``None``: off). See ``open_decompressed``.
+
+    Example::
+
+        with beam.Pipeline() as p:
+            chunks = p | beam.Create(["in/posts.jsonl.zst"]) | ParsePosts(ParseOptions())
     """
 
     def __init__(
@@ -104,11 +132,24 @@ class ParsePosts(beam.PTransform):
         *,
         storage_options: Mapping[str, Any] | None = None,
         max_line_bytes: int = 16 << 20,
+        max_decompressed_bytes: int | None = None,
+        max_expansion: float | None = MAX_EXPANSION,
     ):
         super().__init__()
         if max_line_bytes < 1:
             raise ValueError(f"max_line_bytes={max_line_bytes}: expected a positive size")
-        self._fn = _ParseSourceFn(options, dict(storage_options or {}), max_line_bytes)
+        if max_decompressed_bytes is not None and max_decompressed_bytes < 1:
+            raise ValueError(
+                f"max_decompressed_bytes={max_decompressed_bytes}: expected a positive size or None"
+            )
+        if max_expansion is not None and not max_expansion >= 1:
+            raise ValueError(f"max_expansion={max_expansion}: expected a ratio >= 1 or None")
+        limits = {
+            "max_line_bytes": max_line_bytes,
+            "max_decompressed_bytes": max_decompressed_bytes,
+            "max_expansion": max_expansion,
+        }
+        self._fn = _ParseSourceFn(options, dict(storage_options or {}), limits)
 
     def expand(self, uris):
         return uris | "Redistribute" >> beam.Reshuffle() | "Parse" >> beam.ParDo(self._fn)
