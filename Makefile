@@ -4,18 +4,20 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= shardsmith-demo
 
-.PHONY: demo test test-long lint format bench clean
+.PHONY: demo test test-long lint format bench constraints clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+# constraints.txt pins the versions the suite last passed with: pip resolves at once instead of
+# backtracking through boto3/aiobotocore/fsspec releases. Regenerate with `make constraints`.
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -c constraints.txt -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test,s3,bench]'
+$(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,s3,bench]'
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
@@ -28,7 +30,7 @@ test: $(VENV)/.installed-test
 
 # The long reliability runs: 20 SIGKILLs per pipeline and the coverage-guided fuzzers.
 test-long: $(VENV)/.installed-test
-	$(BIN)/pip install --quiet -e '.[test,s3,bench,fuzz]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,s3,bench,fuzz]'
 	SHARDSMITH_CRASH_POINTS=20 SHARDSMITH_FUZZ=1 $(BIN)/python -m pytest \
 		tests/test_crash_recovery.py tests/test_hostile_posts.py tests/test_hostile_video.py
 
@@ -42,6 +44,9 @@ format: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+
+constraints: $(VENV)/.installed-test
+	$(BIN)/pip freeze --exclude-editable | grep -v -i -E '^(shardsmith|atheris)' > constraints.txt
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache build *.egg-info
