@@ -4,6 +4,7 @@ all started here, on 127.0.0.1 -- give identical dataset content."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -34,7 +35,12 @@ BIN = Path(sys.executable).parent
 
 
 def _start(args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Beam's worker pool starts SDK workers as plain `python` from PATH: put this interpreter's
+    # directory first, or the workers run in whatever Python the PATH finds (without Beam).
+    path = os.pathsep.join([str(BIN), os.environ.get("PATH", "")])
+    return subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PATH": path}
+    )
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:
