@@ -89,12 +89,11 @@ def _clips(con, v: str, spec: ViewSpec) -> dict[str, Any]:
         + f', sum({q}.dropped_frames) AS dropped_frames FROM "{v}"',
     )
     rejects: dict[str, int] = {}
-    for v_ in range(1, spec.version + 1):
-        if v_ in spec.ds.versions():
-            for reason, n in (
-                (spec.ds.manifest(v_).report or {}).get("rejects_by_reason", {}).items()
-            ):
-                rejects[reason] = rejects.get(reason, 0) + n
+    # One listing of the versions, not one per version (each is a directory listing / S3 call).
+    for version in (v for v in spec.ds.versions() if v <= spec.version):
+        report = spec.ds.manifest(version).report or {}
+        for reason, n in report.get("rejects_by_reason", {}).items():
+            rejects[reason] = rejects.get(reason, 0) + n
     return {
         "footage": _one(
             con,
