@@ -1,0 +1,212 @@
+"""Realistic twarc2 flattened tweets for tests: a frozen copy of the generation in
+``benchmarks/firehose.py`` (about 6.5 KB a line, every twarc2 expansion, referenced tweets
+inlined), so golden digests do not move when the benchmark's generator changes."""
+
+# ruff: noqa: SIM905  (word lists read better as the sentences they come from)
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+
+import orjson
+
+__all__ = ["firehose_lines"]
+
+_EPOCH = datetime(2026, 11, 1, tzinfo=timezone.utc)
+_WORDS = {
+    "en": "the traffic on the highway this morning was wild and my car drove itself most of "
+    "the way home while i watched the rain and the city lights".split(),
+    "ja": "東京 の 朝 の 渋滞 は すごい 今日 も 雨 自動運転 で 帰宅 した".split(),
+    "es": "el tráfico de esta mañana en la autopista fue increíble y el coche condujo solo".split(),
+    "tr": "İstanbul trafiği yine kilitlendi bugün yağmur vardı araba kendi sürdü".split(),
+    "ko": "서울 출근길 교통 체증 오늘 비 자율주행 으로 집에 왔다".split(),
+    "ar": "حركة المرور في الصباح كانت مزدحمة جدا اليوم والسيارة قادت نفسها".split(),
+}
+_TAGS = ["FSD", "AI", "traffic", "自動運転", "İstanbul", "서울", "EV", "roadtrip", "rain"]
+_DOMAINS = [
+    (46, "Business Taxonomy", "Categories within Brand Verticals that narrow down the scope"),
+    (47, "Brand", "Brands and Companies"),
+    (65, "Interests and Hobbies Vertical", "Top level interests and hobbies groupings"),
+    (66, "Interests and Hobbies Category", "A grouping of interests and hobbies entities"),
+    (131, "Unified Twitter Taxonomy", "A taxonomy of user interests."),
+]
+
+
+def _ts(seconds: float) -> str:
+    return (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _user(rng: random.Random, uid: int) -> dict:
+    lang = rng.choice(list(_WORDS))
+    name = f"{rng.choice(['road', 'fleet', 'metro', 'drive'])}_{lang}_{uid % 9973}"
+    return {
+        "id": str(100_000_000_000_000_000 + uid),
+        "username": name,
+        "name": f"User {uid} 🚗",
+        "description": " ".join(rng.choices(_WORDS[lang], k=24))[:160] + " #EV https://t.co/x",
+        "location": rng.choice(["San Francisco, CA", "東京", "İstanbul", "Madrid", "서울"]),
+        "url": "https://t.co/abcdefghij",
+        "created_at": _ts(-rng.randrange(10**8)),
+        "verified": rng.random() < 0.1,
+        "verified_type": rng.choice(["none", "blue", "business"]),
+        "protected": False,
+        "profile_image_url": f"https://pbs.twimg.com/profile_images/{uid}/abc_normal.jpg",
+        "pinned_tweet_id": str(2_000_000_000_000_000_000 + uid * 7),
+        "public_metrics": {
+            "followers_count": rng.randrange(10**6),
+            "following_count": rng.randrange(5000),
+            "tweet_count": rng.randrange(10**5),
+            "listed_count": rng.randrange(1000),
+            "like_count": rng.randrange(10**5),
+            "media_count": rng.randrange(1000),
+        },
+        "entities": {
+            "url": {
+                "urls": [
+                    {
+                        "start": 0,
+                        "end": 23,
+                        "url": "https://t.co/abcdefghij",
+                        "expanded_url": f"https://example.com/{name}",
+                        "display_url": f"example.com/{name}",
+                    }
+                ]
+            }
+        },
+    }
+
+
+def _tweet(rng: random.Random, tid: int, seconds: float, users: list[dict]) -> dict:
+    lang = rng.choice(list(_WORDS))
+    author = rng.choice(users)
+    tag = rng.choice(_TAGS)
+    mention = rng.choice(users)["username"]
+    words = " ".join(rng.choices(_WORDS[lang], k=rng.randrange(6, 30)))
+    link = f"https://t.co/{tid % 10**10:010d}"
+    text = f"@{mention} {words} #{tag} {link}"
+    mstart = 0
+    hstart = len(f"@{mention} {words} ")
+    ustart = hstart + len(tag) + 2
+    tweet_id = str(2_100_000_000_000_000_000 + tid)
+    tweet = {
+        "id": tweet_id,
+        "text": text,
+        "author_id": author["id"],
+        "created_at": _ts(seconds),
+        "lang": lang,
+        "conversation_id": tweet_id,
+        "possibly_sensitive": False,
+        "reply_settings": "everyone",
+        "source": "Twitter for iPhone",
+        "public_metrics": {
+            "retweet_count": rng.randrange(1000),
+            "reply_count": rng.randrange(100),
+            "like_count": rng.randrange(10000),
+            "quote_count": rng.randrange(50),
+            "bookmark_count": rng.randrange(50),
+            "impression_count": rng.randrange(10**6),
+        },
+        "edit_history_tweet_ids": [tweet_id],
+        "edit_controls": {
+            "edits_remaining": 5,
+            "is_edit_eligible": True,
+            "editable_until": _ts(seconds + 3600),
+        },
+        "entities": {
+            "mentions": [
+                {"start": mstart, "end": len(mention) + 1, "username": mention, "id": str(tid)}
+            ],
+            "hashtags": [{"start": hstart, "end": hstart + len(tag) + 1, "tag": tag}],
+            "urls": [
+                {
+                    "start": ustart,
+                    "end": ustart + len(link),
+                    "url": link,
+                    "expanded_url": f"https://news.example.com/2026/11/story-{tid % 99991}",
+                    "display_url": f"news.example.com/2026/11/story-{tid % 99991}",
+                    "images": [
+                        {
+                            "url": f"https://pbs.twimg.com/news_img/{tid}?format=jpg&name=orig",
+                            "width": 1200,
+                            "height": 630,
+                        },
+                        {
+                            "url": f"https://pbs.twimg.com/news_img/{tid}?format=jpg&name=150x150",
+                            "width": 150,
+                            "height": 150,
+                        },
+                    ],
+                    "status": 200,
+                    "title": "Self-driving cars are changing the morning commute in big cities",
+                    "description": "A look at how driver assistance and autonomy features are "
+                    "used by commuters in Tokyo, Istanbul, Seoul and San Francisco this year.",
+                    "unwound_url": f"https://news.example.com/2026/11/story-{tid % 99991}",
+                }
+            ],
+            "annotations": [
+                {
+                    "start": hstart + 1,
+                    "end": hstart + len(tag),
+                    "probability": 0.61,
+                    "type": "Other",
+                    "normalized_text": tag,
+                }
+            ],
+        },
+        "context_annotations": [
+            {
+                "domain": {"id": str(d), "name": n, "description": desc},
+                "entity": {"id": str(10**15 + d * 7919 + tid % 13), "name": f"Entity {d}"},
+            }
+            for d, n, desc in rng.sample(_DOMAINS, 4)
+        ],
+        "author": author,
+    }
+    if rng.random() < 0.2:
+        key = f"3_{tid}"
+        tweet["attachments"] = {
+            "media_keys": [key],
+            "media": [
+                {
+                    "media_key": key,
+                    "type": "photo",
+                    "url": f"https://pbs.twimg.com/media/{tid}.jpg",
+                    "width": 1280,
+                    "height": 720,
+                    "alt_text": "a car on a rainy highway",
+                }
+            ],
+        }
+    return tweet
+
+
+def firehose_lines(count: int, *, seed: int = 0, popular: int = 200) -> list[bytes]:
+    """``count`` twarc2 lines (without newlines), the same for the same arguments."""
+    rng = random.Random(seed * 1_000_003)
+    users = [_user(rng, rng.randrange(10**6)) for _ in range(200)]
+    # Popular tweets that many lines retweet or quote: the same post id again and again.
+    pool = [_tweet(random.Random(seed * 7 + i), 10**12 + i, i, users) for i in range(popular)]
+    refs = (("retweeted", 0.5), ("quoted", 0.2), ("replied_to", 0.16))
+    lines = []
+    for n in range(count):
+        tweet = _tweet(rng, n, n * 0.01, users)
+        kind = None
+        r = rng.random()
+        for name, p in refs:
+            if r < p:
+                kind = name
+                break
+            r -= p
+        if kind:
+            ref = dict(rng.choice(pool))
+            ref["type"] = kind
+            tweet["referenced_tweets"] = [ref]
+            if kind == "retweeted":
+                tweet["text"] = f"RT @{ref['author']['username']}: {ref['text']}"[:280]
+        tweet["__twarc"] = {
+            "url": "https://api.twitter.com/2/tweets/search/all?query=traffic",
+            "version": "2.14.0",
+            "retrieved_at": "2026-11-21T01:00:00.000Z",
+        }
+        lines.append(orjson.dumps(tweet))
+    return lines
