@@ -31,9 +31,16 @@ _SPACE = regex.compile(r"\s+")
 
 def clean_text(text: str) -> str:
     """Unescape ``&lt; &gt; &amp;``, normalize to NFC and drop control characters."""
-    for escaped, plain in _ENTITIES:
-        text = text.replace(escaped, plain)
-    return _CONTROL.sub("", unicodedata.normalize("NFC", text))
+    # Each step runs only when it can change the text: most posts have no "&", are already NFC
+    # (ASCII always is) and have no control character (a printable text has none).
+    if "&" in text:
+        for escaped, plain in _ENTITIES:
+            text = text.replace(escaped, plain)
+    if not text.isascii() and not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    if not text.isprintable():
+        text = _CONTROL.sub("", text)
+    return text
 
 
 class Entities:
@@ -113,8 +120,14 @@ class _UrlSpans:
 def dedup_hash(text: str) -> int:
     """A 64-bit hash of the text as a reader sees it: a repost's ``RT @user:`` prefix, links
     (t.co links differ between copies), case and spacing do not count; 0 for no text."""
-    core = _REPOST.sub("", text)
-    core = _SPACE.sub(" ", _URL.sub("", core)).strip().casefold()
+    # The substitutions run only when they can match: a repost starts with "RT @", a link holds
+    # "://", and a printable text has no whitespace but " " (so only "  " can be a run).
+    core = _REPOST.sub("", text) if text.startswith("RT @") else text
+    if "://" in core:
+        core = _URL.sub("", core)
+    if "  " in core or not core.isprintable():
+        core = _SPACE.sub(" ", core)
+    core = core.strip().casefold()
     if not core:
         return 0  # nothing left to compare: such posts are never text duplicates
     return int.from_bytes(hashlib.blake2b(core.encode("utf-8"), digest_size=8).digest(), "little")
