@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import zlib
 from collections.abc import Iterator
 
@@ -13,9 +14,21 @@ from schemas import POSTS
 __all__ = ["bucket_of", "edit_roots", "rows_to_table", "split_buckets"]
 
 
+_NAMES = POSTS.schema.names
+_ROW_VALUES = operator.itemgetter(*_NAMES)
+
+
 def rows_to_table(rows: list[dict]) -> pa.Table:
     """Rows from ``parse.map_tweet`` -> a table of exactly the posts schema."""
-    return pa.Table.from_pylist(rows, schema=POSTS.schema)
+    try:
+        # Column lists convert several times faster than a list of dicts.
+        columns = zip(*map(_ROW_VALUES, rows), strict=True) if rows else [[]] * len(_NAMES)
+        return pa.Table.from_arrays(
+            [pa.array(c, f.type) for c, f in zip(columns, POSTS.schema, strict=True)],
+            schema=POSTS.schema,
+        )
+    except KeyError:  # a row without some column: that column is null there
+        return pa.Table.from_pylist(rows, schema=POSTS.schema)
 
 
 def bucket_of(key: str, buckets: int) -> int:
