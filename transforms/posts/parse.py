@@ -33,6 +33,7 @@ _V1_TIME = "%a %b %d %H:%M:%S %z %Y"  # "Wed Oct 10 20:19:24 +0000 2018"
 # X API pages hold at most 500 posts plus their includes; a line with far more is not a page
 # but a way to turn one line into millions of rows or rejects held in memory at once.
 MAX_POSTS_PER_LINE = 10_000
+_I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 _REF_COLUMNS = {
     "replied_to": "reply_to_post_id",
     "quoted": "quoted_post_id",
@@ -309,24 +310,29 @@ def _entities(t: dict, text: str) -> dict:
             "urls": found.urls,
         }
 
-    def values(kind: str, key: str) -> list[str]:
-        out = []
-        for e in _list(ents.get(kind), f"entities.{kind}"):
-            if isinstance(e, dict) and isinstance(e.get(key), str):
-                out.append(e[key])
-        return out
-
     urls = [
         e.get("expanded_url") or e.get("url")
         for e in _list(ents.get("urls"), "entities.urls")
         if isinstance(e, dict) and "media_key" not in e
     ]
     return {
-        "hashtags": values("hashtags", "tag"),
-        "mentions": values("mentions", "username"),
-        "cashtags": values("cashtags", "tag"),
+        "hashtags": _values(ents, "hashtags", "tag"),
+        "mentions": _values(ents, "mentions", "username"),
+        "cashtags": _values(ents, "cashtags", "tag"),
         "urls": [u for u in urls if isinstance(u, str)],
     }
+
+
+def _values(ents: dict, kind: str, key: str) -> list[str]:
+    """The string ``key`` of each object in ``ents[kind]``."""
+    items = ents.get(kind)
+    if items is None:
+        return []
+    return [
+        e[key]
+        for e in _list(items, f"entities.{kind}")
+        if isinstance(e, dict) and isinstance(e.get(key), str)
+    ]
 
 
 def _media(t: dict, media: dict) -> list[dict]:
@@ -398,7 +404,11 @@ def _timestamp(t: dict) -> int:
 
 
 def _id(obj: dict, name: str, *, required: bool = False, key: str | None = None) -> str | None:
-    value = obj.get(key or name.rsplit(".", 1)[-1])
+    """``obj[key or name]`` as an id string; ``name`` (a dotted path when ``key`` is given)
+    names it in errors."""
+    value = obj.get(key or name)
+    if type(value) is str and value:
+        return value
     if value is None:
         if required:
             raise RecordError("missing_field", f"{name}: missing")
@@ -438,7 +448,7 @@ def _int(obj: dict, name: str) -> int | None:
     value = obj.get(name)
     if value is None:
         return None
-    if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
+    if isinstance(value, int) and not isinstance(value, bool) and _I64_MIN <= value <= _I64_MAX:
         return value
     raise RecordError("wrong_type", f"{name}: expected an integer, got {_kind(value)}")
 
