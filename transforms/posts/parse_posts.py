@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,6 +38,25 @@ def _finish(chunk: Chunk) -> ParsedChunk:
     return ParsedChunk(rows_to_table(chunk.rows), chunk.deletes, chunk.rejects, dict(chunk.counts))
 
 
+class _CollectorPause:
+    """The cyclic garbage collector off while a chunk is parsed, back on (if it was on) before
+    the chunk is handed over. Parsing makes no reference cycles, but the tens of thousands of
+    containers a chunk's rows hold set off full collections of the whole heap, which found
+    nothing and took a sixth of the parse time."""
+
+    def __init__(self):
+        self._paused = False
+
+    def pause(self) -> None:
+        self._paused = gc.isenabled()
+        gc.disable()
+
+    def resume(self) -> None:
+        if self._paused:
+            gc.enable()
+            self._paused = False
+
+
 def parse_source(
     stream,
     uri: str,
@@ -61,6 +81,8 @@ def parse_source(
     number = 0
     size = 0
     limits = {"max_decompressed_bytes": max_decompressed_bytes, "max_expansion": max_expansion}
+    collector = _CollectorPause()
+    collector.pause()
     try:
         for line in read_lines(open_decompressed(stream, **limits), max_line_bytes):
             number = line.number
@@ -75,7 +97,10 @@ def parse_source(
             else:
                 parse_line(line.data, line.number, chunk, options)
             if chunk.counts["records_in"] >= chunk_records or size >= chunk_bytes:
-                yield _finish(chunk)
+                finished = _finish(chunk)
+                collector.resume()
+                yield finished
+                collector.pause()
                 chunk = Chunk(uri)
                 size = 0
     except DecompressedTooLarge as exc:
@@ -83,6 +108,8 @@ def parse_source(
         chunk.reject(f"line {number + 1}", exc.reason, message, b"")
     except _READ_ERRORS as exc:
         chunk.reject(f"line {number + 1}", "read_error", f"{type(exc).__name__}: {exc}", b"")
+    finally:
+        collector.resume()
     if chunk.counts:
         yield _finish(chunk)
 
