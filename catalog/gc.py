@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from catalog.dataset import Dataset, utc_now
+from catalog.staging import STAGING_DIR
 from catalog.storage import join, modified_at
 from schemas import manifest_name
 
@@ -14,8 +15,9 @@ __all__ = ["GcResult", "collect_garbage"]
 
 log = logging.getLogger(__name__)
 
-# Where runs write. A file here that no version lists is an orphan.
-_RUN_DIRS = ("data", "rejects", "manifests")
+# Where runs write. A file here that no version lists is an orphan (no version lists staged
+# rows: a run removes its staging area when it ends, so what is left there is a crashed run's).
+_RUN_DIRS = ("data", "rejects", "manifests", STAGING_DIR)
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,8 @@ def collect_garbage(
     dry_run: bool = False,
     now: datetime | None = None,
 ) -> GcResult:
-    """Remove every file under ``data/``, ``rejects/`` and ``manifests/`` that no version lists.
+    """Remove every file under ``data/``, ``rejects/``, ``manifests/`` and ``_staging/`` that no
+    version lists.
 
     Files younger than ``min_age`` are kept: they may belong to a run still writing, whose
     commit would otherwise fail (the commit checks its files exist, so it fails loudly, but the

@@ -126,10 +126,12 @@ def build(pipeline, config: IngestPostsConfig, the_plan: Plan):
     import apache_beam as beam
 
     from transforms import WriteShards
-    from transforms.posts import ParsePosts, ResolvePosts
+    from transforms.posts import ParsePosts, ResolvePosts, StagePosts
     from transforms.rewrite_files import RewriteWithout
 
     so = dict(config.storage_options)
+    # Parsed rows go straight to the run's staging area; only keys and references to staged
+    # rows move between the steps (see catalog.staging).
     chunks = (
         pipeline
         | "Sources" >> beam.Create([s.uri for s in the_plan.sources])
@@ -137,10 +139,14 @@ def build(pipeline, config: IngestPostsConfig, the_plan: Plan):
         >> ParsePosts(
             config.parse_options(), storage_options=so, max_line_bytes=config.max_line_bytes
         )
+        | "StagePosts"
+        >> StagePosts(
+            config.dataset, run_id=the_plan.run_id, buckets=the_plan.buckets, storage_options=so
+        )
     )
-    posts = chunks | "Posts" >> beam.FlatMap(lambda c: [c.posts] if c.posts.num_rows else [])
+    keys = chunks | "Keys" >> beam.FlatMap(lambda c: c.keys)
     deletes = chunks | "Deletes" >> beam.FlatMap(lambda c: c.deletes)
-    resolved = {"posts": posts, "deletes": deletes} | "ResolvePosts" >> ResolvePosts(
+    resolved = {"keys": keys, "deletes": deletes} | "ResolvePosts" >> ResolvePosts(
         config.dataset,
         files=the_plan.base_files,
         buckets=the_plan.buckets,
@@ -150,17 +156,14 @@ def build(pipeline, config: IngestPostsConfig, the_plan: Plan):
     rewritten = resolved["remove"] | "RewriteCommitted" >> RewriteWithout(
         config.dataset, "posts", storage_options=so
     )
-    data = (
-        resolved["posts"],
-        rewritten | "RewrittenRows" >> beam.Map(lambda r: r.kept),
-    ) | "AllRows" >> beam.Flatten()
     tallies = (
         chunks | "ParseCounts" >> beam.Map(lambda c: c.tally),
         resolved["tallies"],
         rewritten | "RewriteCounts" >> beam.Map(lambda r: {"carried": r.kept.num_rows}),
     ) | "AllCounts" >> beam.Flatten()
     return {
-        "data": data,
+        "staged": resolved["posts"],
+        "data": rewritten | "RewrittenRows" >> beam.Map(lambda r: r.kept),
         "rejects": chunks | "Rejects" >> beam.FlatMap(lambda c: c.rejects),
         "tallies": tallies,
         "remove": rewritten | "Replaced" >> beam.Map(lambda r: r.path),

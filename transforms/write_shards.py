@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import zlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -14,6 +15,7 @@ import pyarrow as pa
 from apache_beam import pvalue
 
 from catalog import CommitRequest, Dataset
+from catalog.staging import StagedRows, read_staged, staging_dir
 from catalog.storage import open_url
 from schemas import REJECTS_SCHEMA, SourceEntry, conform_table, kind_spec, reject_table
 from transforms.parquet_writer import RollingParquetWriter, WrittenFile
@@ -105,6 +107,8 @@ class _WriteGroupFn(beam.DoFn):
         )
         reasons: Counter = Counter()
         for table in tables:
+            if isinstance(table, StagedRows):
+                table = conform_table(read_staged(self._fs, self._root, table), self._schema)
             if self._rejects:
                 reasons.update(table.column("reason").to_pylist())
             out.write(table)
@@ -134,7 +138,20 @@ def _crash_for_tests(point: str) -> None:
         os.killpg(os.getpgid(0), signal.SIGKILL)
 
 
-def _commit(
+def _commit(*args, url, storage_options, run_id, **kwargs):
+    try:
+        yield from _commit_run(
+            *args, url=url, storage_options=storage_options, run_id=run_id, **kwargs
+        )
+    finally:
+        # Whatever the outcome, the run's staged rows are of no more use.
+        ds = Dataset.open(url, storage_options=storage_options)
+        staged = ds.path(staging_dir(run_id))
+        if ds.fs.exists(staged):
+            ds.fs.rm(staged, recursive=True)
+
+
+def _commit_run(
     _,
     data_files,
     reject_files,
@@ -228,8 +245,9 @@ class WriteShards(beam.PTransform):
     to the root) that the run replaces -- found while it runs, e.g. files rewritten without
     deleted posts; an ``append`` that removes files is committed as a ``delete``. ``files`` are
     ``WrittenFile`` s a step wrote itself (named with ``shard_file_name``: tokens shards, whose
-    row order is the content); ``stats`` are dicts of numbers, summed into the report's
-    ``stats``. Every table is checked against the kind's schema (a mismatch
+    row order is the content); ``staged`` are ``catalog.staging.StagedRows``: rows a step left
+    in the run's staging area, read by the writer itself (the staging area is removed when the
+    run ends); ``stats`` are dicts of numbers, summed into the report's ``stats``. Every table is checked against the kind's schema (a mismatch
     fails the run, naming the column). Rows are split into hive ``dt=`` partitions when the kind
     has one, written as zstd Parquet files of about ``target_file_bytes`` named
     ``<run_id>-<nnnnn>.parquet``, and committed as one manifest version once everything is
@@ -308,12 +326,12 @@ class WriteShards(beam.PTransform):
     def expand(self, inputs):
         if isinstance(inputs, pvalue.PCollection):
             inputs = {"data": inputs}
-        known = ("data", "files", "rejects", "tallies", "remove", "stats")
+        known = ("data", "staged", "files", "rejects", "tallies", "remove", "stats")
         unknown = set(inputs) - set(known)
-        if unknown or not ({"data", "files"} & set(inputs)):
+        if unknown or not ({"data", "staged", "files"} & set(inputs)):
             raise ValueError(
-                f"WriteShards inputs {sorted(inputs)}: expected data and/or files, and any of "
-                f"{', '.join(known[2:])}"
+                f"WriteShards inputs {sorted(inputs)}: expected data, staged and/or files, and "
+                f"any of {', '.join(known[3:])}"
             )
         p = next(iter(inputs.values())).pipeline
 
@@ -333,9 +351,17 @@ class WriteShards(beam.PTransform):
             run_id=self._run_id,
             target=self._target,
         )
+
+        def staged_key(rows: StagedRows):
+            writer = zlib.crc32(rows.path.encode("utf-8")) % writers
+            return (rows.dt, writer), rows
+
         data_files = (
-            empty("data")
-            | "ConformAndPartition" >> beam.FlatMap(keyed)
+            (
+                empty("data") | "ConformAndPartition" >> beam.FlatMap(keyed),
+                empty("staged") | "StagedPartition" >> beam.Map(staged_key),
+            )
+            | "AllData" >> beam.Flatten()
             | "GroupByShard" >> beam.GroupByKey()
             | "WriteData"
             >> beam.ParDo(

@@ -2,8 +2,9 @@
 
 from transforms.posts.parse import ParseOptions, RecordError, map_tweet, parse_line
 from transforms.posts.parse_posts import ParsedChunk, ParsePosts, parse_source
-from transforms.posts.resolve import Resolution, dedup_text, resolve_bucket
+from transforms.posts.resolve import Resolution, dedup_text, resolution_keys, resolve_bucket
 from transforms.posts.resolve_posts import ResolvePosts
+from transforms.posts.stage_posts import StagedChunk, StagePosts, stage_chunk
 from transforms.posts.text import clean_text, dedup_hash, extract_entities, scrub_pii
 
 __all__ = [
@@ -13,6 +14,8 @@ __all__ = [
     "RecordError",
     "Resolution",
     "ResolvePosts",
+    "StagePosts",
+    "StagedChunk",
     "clean_text",
     "dedup_hash",
     "dedup_text",
@@ -20,6 +23,8 @@ __all__ = [
     "map_tweet",
     "parse_line",
     "parse_source",
+    "resolution_keys",
     "resolve_bucket",
     "scrub_pii",
+    "stage_chunk",
 ]

@@ -14,10 +14,26 @@ import pyarrow.compute as pc
 
 from transforms.posts.rows import edit_roots
 
-__all__ = ["COMMITTED_KEY_COLUMNS", "Resolution", "dedup_text", "resolve_bucket"]
+__all__ = [
+    "COMMITTED_KEY_COLUMNS",
+    "RESOLVE_KEY_COLUMNS",
+    "Resolution",
+    "dedup_text",
+    "resolution_keys",
+    "resolve_bucket",
+]
 
 # What is read of committed rows to resolve against them (plus the file path).
 COMMITTED_KEY_COLUMNS = ["post_id", "created_at", "edit_history_ids"]
+# What resolving a new row needs of it: ``resolution_keys`` adds its completeness ``score``.
+RESOLVE_KEY_COLUMNS = [
+    "post_id",
+    "created_at",
+    "edit_history_ids",
+    "source_uri",
+    "source_line",
+    "text_hash",
+]
 
 
 @dataclass
@@ -29,21 +45,27 @@ class Resolution:
     counts: Counter = field(default_factory=Counter)
 
 
-def _completeness(table: pa.Table) -> list[int]:
-    # Of two copies of one post (a page and a plain export), keep the one that says more.
+def resolution_keys(posts: pa.Table) -> pa.Table:
+    """The columns of ``posts`` that resolving needs, plus ``score``: how complete each row is.
+
+    Of two copies of one post (a page and a plain export), the one that says more is kept:
+    ``score`` counts a row's non-null columns plus its media items.
+    """
     score = None
-    for column in table.columns:
+    for column in posts.columns:
         valid = pc.cast(pc.is_valid(column), pa.int64())
         score = valid if score is None else pc.add(score, valid)
-    media = pc.fill_null(pc.list_value_length(table.column("media")), 0)
-    return pc.add(score, pc.cast(media, pa.int64())).to_pylist()
+    media = pc.fill_null(pc.list_value_length(posts.column("media")), 0)
+    keys = posts.select(RESOLVE_KEY_COLUMNS)
+    return keys.append_column("score", pc.add(score, pc.cast(media, pa.int64())))
 
 
 def resolve_bucket(new: pa.Table, committed: pa.Table | None, deletes: set[str]) -> Resolution:
     """Keep one row per post, the latest version of every edited post, and nothing deleted.
 
     Args:
-        new: this run's rows in the bucket (posts schema).
+        new: this run's rows in the bucket: ``resolution_keys`` of posts (other columns, such
+            as where a staged row is, are carried along).
         committed: committed rows' ``post_id``, ``created_at``, ``edit_history_ids`` and
             ``_path``, or None.
         deletes: every post id a compliance event of this run deletes.
@@ -57,7 +79,7 @@ def resolve_bucket(new: pa.Table, committed: pa.Table | None, deletes: set[str])
     roots = edit_roots(new)
     hist_len = pc.fill_null(pc.list_value_length(new.column("edit_history_ids")), 0).to_pylist()
     created = new.column("created_at").cast(pa.int64()).to_pylist()
-    score = _completeness(new) if new.num_rows else []
+    score = new.column("score").to_pylist()
     histories = new.column("edit_history_ids").to_pylist()
 
     # 1. One row per post id: the most complete, then the first by source and line.

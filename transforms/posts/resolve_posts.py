@@ -6,12 +6,20 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from catalog.parquet import read_parquet
+from catalog.staging import StagedRows, read_staged
 from catalog.storage import open_url
 from schemas import POSTS
-from transforms.posts.resolve import COMMITTED_KEY_COLUMNS, dedup_text, resolve_bucket
+from transforms.posts.resolve import (
+    COMMITTED_KEY_COLUMNS,
+    dedup_text,
+    resolution_keys,
+    resolve_bucket,
+)
 from transforms.posts.rows import edit_roots, split_buckets
 
 __all__ = ["ResolvePosts"]
@@ -35,9 +43,9 @@ class _ReadKeysFn(beam.DoFn):
             yield bucket, ("old", part)
 
 
-def _key_new(table: pa.Table, buckets: int, by_text: bool):
-    keys = table.column("text_hash").to_numpy() if by_text else edit_roots(table)
-    for bucket, part in split_buckets(table, keys, buckets):
+def _key_new(table: pa.Table, buckets: int):
+    # Kept keys of the first pass, spread again by text hash (small: keys, not rows).
+    for bucket, part in split_buckets(table, table.column("text_hash").to_numpy(), buckets):
         yield bucket, ("new", part)
 
 
@@ -48,13 +56,27 @@ def _split(element):
     return new, old
 
 
-def _resolve(element, deletes: list[str]):
-    new, old = _split(element)
-    if not new and not old:
-        return
-    table = pa.concat_tables(new) if new else POSTS.schema.empty_table()
-    committed = pa.concat_tables(old) if old else None
-    yield resolve_bucket(table, committed, set(deletes))
+class _ResolveFn(beam.DoFn):
+    """Resolves one bucket: this run's staged keys of it against the committed ones."""
+
+    def __init__(self, url, storage_options):
+        self._url, self._storage_options = url, storage_options
+
+    def setup(self):
+        self._fs, self._root = open_url(self._url, self._storage_options)
+
+    def process(self, element, deletes: list[str]):
+        refs, old = _split(element)
+        if not refs and not old:
+            return
+        new = [read_staged(self._fs, self._root, ref) for ref in refs]
+        table = pa.concat_tables(new) if new else _empty_keys()
+        committed = pa.concat_tables(old) if old else None
+        yield resolve_bucket(table, committed, set(deletes))
+
+
+def _empty_keys() -> pa.Table:
+    return resolution_keys(POSTS.schema.empty_table())
 
 
 def _dedup_text(element):
@@ -66,21 +88,41 @@ def _dedup_text(element):
     yield kept, {"deduplicated:text": dropped} if dropped else {}
 
 
+def _row_refs(kept: pa.Table):
+    """Kept keys -> one ``StagedRows`` per staged record batch they come from."""
+    if kept.num_rows == 0:
+        return
+    files = pc.dictionary_encode(kept.column("_file")).combine_chunks()
+    where = (files.indices.to_numpy().astype(np.int64) << 32) | kept.column("_batch").to_numpy()
+    order = np.argsort(where, kind="stable")
+    rows = kept.column("_row").to_numpy()
+    dts = kept.column("_dt")
+    for group in np.split(order, np.flatnonzero(np.diff(where[order])) + 1):
+        first = int(group[0])
+        yield StagedRows(
+            files.dictionary[files.indices[first].as_py()].as_py(),
+            int(where[first] & 0xFFFFFFFF),
+            np.sort(rows[group]),
+            dts[first].as_py(),
+        )
+
+
 class ResolvePosts(beam.PTransform):
     """Keep one row per post, the latest version of each edited post, nothing deleted.
 
-    Input: ``{"posts": tables, "deletes": post ids}``. Output: ``{"posts": tables to write,
-    "remove": (path, post_id) of committed rows to delete, "tallies": counts}``.
+    Input: ``{"keys": (bucket, StagedRows) references to staged resolution keys (see
+    ``StagePosts``), "deletes": post ids}``. Output: ``{"posts": StagedRows of the rows to
+    write, "remove": (path, post_id) of committed rows to delete, "tallies": counts}``.
 
-    Rows are spread over ``buckets`` by edit root (so all versions of a post meet) together
-    with the keys of the committed rows of ``files``; each bucket is resolved on its own.
+    The keys of a bucket (every version of the posts whose edit root falls in it) meet the keys
+    of the committed rows of ``files`` in the same bucket; each bucket is resolved on its own.
     With ``dedup_text``, a second pass by ``text_hash`` drops posts whose text was already
-    seen in this run or in the dataset.
+    seen in this run or in the dataset. Only keys move between steps, never rows.
 
     Args:
-        dataset / storage_options: the dataset the run appends to.
+        dataset / storage_options: the dataset the run appends to (and stages in).
         files: the live files of the version the run is based on.
-        buckets: how many groups to spread the posts over (more for more data).
+        buckets: how many groups the keys were staged in (``StagePosts``'s ``buckets``).
         dedup_text: also drop posts whose normalized text was already seen.
     """
 
@@ -107,25 +149,27 @@ class ResolvePosts(beam.PTransform):
         return p | f"List{label}" >> beam.Create(self._files) | f"Read{label}" >> beam.ParDo(fn)
 
     def expand(self, inputs):
-        posts, deletes = inputs["posts"], inputs["deletes"]
-        p = posts.pipeline
+        keys, deletes = inputs["keys"], inputs["deletes"]
+        p = keys.pipeline
         b = self._buckets
         grouped = (
             (
-                posts | "KeyByEditRoot" >> beam.FlatMap(_key_new, b, False),
+                keys | "TagNew" >> beam.Map(lambda kv: (kv[0], ("new", kv[1]))),
                 self._committed(p, "CommittedKeys", COMMITTED_KEY_COLUMNS, False),
             )
             | "JoinCommitted" >> beam.Flatten()
             | "GroupByEditRoot" >> beam.GroupByKey()
         )
-        resolved = grouped | "Resolve" >> beam.FlatMap(_resolve, beam.pvalue.AsList(deletes))
+        resolved = grouped | "Resolve" >> beam.ParDo(
+            _ResolveFn(self._url, self._storage_options), beam.pvalue.AsList(deletes)
+        )
         kept = resolved | "Kept" >> beam.Map(lambda r: r.kept)
         tallies = resolved | "ResolveCounts" >> beam.Map(lambda r: dict(r.counts))
         remove = resolved | "CommittedRemovals" >> beam.FlatMap(lambda r: r.remove)
         if self._dedup_text:
             by_text = (
                 (
-                    kept | "KeyByText" >> beam.FlatMap(_key_new, b, True),
+                    kept | "KeyByText" >> beam.FlatMap(_key_new, b),
                     self._committed(p, "CommittedTexts", ["text_hash"], True),
                 )
                 | "JoinCommittedTexts" >> beam.Flatten()
@@ -135,5 +179,5 @@ class ResolvePosts(beam.PTransform):
             kept = by_text | "TextKept" >> beam.Map(lambda kv: kv[0])
             text_tallies = by_text | "TextCounts" >> beam.Map(lambda kv: kv[1])
             tallies = (tallies, text_tallies) | "AllCounts" >> beam.Flatten()
-        kept = kept | "NonEmpty" >> beam.Filter(lambda t: t.num_rows > 0)
-        return {"posts": kept, "remove": remove, "tallies": tallies}
+        rows = kept | "RowRefs" >> beam.FlatMap(_row_refs)
+        return {"posts": rows, "remove": remove, "tallies": tallies}

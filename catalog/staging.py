@@ -1,0 +1,79 @@
+"""A run's staging area: rows parsed by the run, kept in files until they are written.
+
+A pipeline that shuffles posts only needs a few key columns of each row to decide which rows
+survive; the rows themselves only have to reach the writer. Moving them through Beam's data
+plane costs a serialization, a copy into the runner (which holds every shuffled byte in
+memory on the local runner) and another copy out, twice per run. Instead a worker writes the
+rows once to ``_staging/<run_id>/`` inside the dataset and Beam moves references to them
+(``StagedRows``: a file, a record batch, row numbers) -- a few bytes per row. The dataset URL
+is reachable from every worker on every runner, so the staging area is too.
+
+Staged files are Arrow IPC files (LZ4), one record batch per group the reader will ask for
+(a bucket of keys, a ``dt`` partition of rows), so a reader reads only its batch. The commit
+step removes the run's staging area; ``gc`` removes what a crashed run left there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+from fsspec import AbstractFileSystem
+
+from catalog.storage import join
+
+__all__ = ["STAGING_DIR", "StagedRows", "read_staged", "staging_dir", "write_staged"]
+
+STAGING_DIR = "_staging"
+_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
+
+
+def staging_dir(run_id: str) -> str:
+    """The staging area of ``run_id``, relative to the dataset root."""
+    return f"{STAGING_DIR}/{run_id}"
+
+
+@dataclass(frozen=True)
+class StagedRows:
+    """Rows of one record batch of a staged file.
+
+    Args:
+        path: the staged file, relative to the dataset root.
+        batch: the record batch's index in the file.
+        rows: row numbers within the batch, ascending (``None``: every row).
+        dt: the ``dt`` partition the rows belong to (``""`` when not partitioned).
+    """
+
+    path: str
+    batch: int
+    rows: np.ndarray | None = None
+    dt: str = ""
+
+
+def write_staged(
+    fs: AbstractFileSystem, root: str, path: str, tables: Sequence[pa.Table]
+) -> list[int]:
+    """Write ``tables`` (one schema) to ``path`` as one record batch each; returns the row counts.
+
+    Rewriting a file with the same tables (a retried bundle) gives the same file.
+    """
+    schema = tables[0].schema
+    full = join(root, path)
+    fs.makedirs(full.rsplit("/", 1)[0], exist_ok=True)
+    with fs.open(full, "wb") as f, pa.ipc.new_file(f, schema, options=_OPTIONS) as writer:
+        for table in tables:
+            batch = table.combine_chunks().to_batches()
+            writer.write_batch(batch[0] if batch else pa.RecordBatch.from_pylist([], schema))
+    return [t.num_rows for t in tables]
+
+
+def read_staged(fs: AbstractFileSystem, root: str, staged: StagedRows) -> pa.Table:
+    """The rows ``staged`` refers to, as a table."""
+    with fs.open(join(root, staged.path), "rb") as f:
+        batch = pa.ipc.open_file(f).get_batch(staged.batch)
+    table = pa.Table.from_batches([batch])
+    if staged.rows is not None and len(staged.rows) != table.num_rows:
+        table = table.take(pa.array(staged.rows))
+    return table

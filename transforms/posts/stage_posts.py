@@ -1,0 +1,118 @@
+"""``StagePosts``: parsed chunks -> their rows in the run's staging area, keys by bucket.
+
+After parsing, the posts of a chunk are written once to the staging area (``catalog.staging``)
+and leave the pipeline's data plane: what flows on is a ``StagedChunk`` holding references to
+the chunk's resolution keys, one record batch per bucket, plus the chunk's deletes, rejects and
+counts (small). ``ResolvePosts`` reads the keys of its bucket; ``WriteShards`` reads the rows
+that survive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+
+from catalog.staging import StagedRows, staging_dir, write_staged
+from catalog.storage import open_url
+from schemas import POSTS
+from transforms.partitioning import split_partitions
+from transforms.posts.parse_posts import ParsedChunk
+from transforms.posts.resolve import resolution_keys
+from transforms.posts.rows import edit_roots, split_buckets
+
+__all__ = ["StagePosts", "StagedChunk", "stage_chunk"]
+
+
+@dataclass
+class StagedChunk:
+    """A ``ParsedChunk`` whose posts are staged: ``keys`` are ``(bucket, StagedRows)`` of the
+    chunk's resolution keys (``resolution_keys`` plus ``_file``, ``_batch``, ``_row``, ``_dt``:
+    where each row is staged and its partition)."""
+
+    keys: list[tuple[int, StagedRows]]
+    deletes: list[str]
+    rejects: list[dict]
+    tally: dict[str, int]
+
+
+def _chunk_name(posts: pa.Table) -> str:
+    # Chunks of a source are disjoint runs of lines: (source, first line) names a chunk, the
+    # same way on a retry, whichever worker parses it.
+    first = f"{posts.column('source_uri')[0].as_py()}\0{posts.column('source_line')[0].as_py()}"
+    return hashlib.sha256(first.encode("utf-8")).hexdigest()[:24]
+
+
+def stage_chunk(fs, root: str, run_id: str, chunk: ParsedChunk, buckets: int) -> StagedChunk:
+    """Write ``chunk``'s posts (one batch per ``dt``) and their keys (one batch per bucket of
+    edit root) to the staging area of ``run_id``."""
+    out = StagedChunk([], chunk.deletes, chunk.rejects, chunk.tally)
+    posts = chunk.posts
+    if posts.num_rows == 0:
+        return out
+    base = f"{staging_dir(run_id)}/{_chunk_name(posts)}"
+    parts = list(split_partitions(posts, POSTS))
+    write_staged(fs, root, f"{base}.rows.arrow", [rows for _, rows in parts])
+    keys = []
+    for batch, (dt, rows) in enumerate(parts):
+        n = rows.num_rows
+        located = {
+            "_file": pa.array([f"{base}.rows.arrow"] * n, pa.string()),
+            "_batch": pa.array(np.full(n, batch, np.int32)),
+            "_row": pa.array(np.arange(n, dtype=np.int32)),
+            "_dt": pa.array([dt] * n, pa.string()),
+        }
+        part = resolution_keys(rows)
+        for name, values in located.items():
+            part = part.append_column(name, values)
+        keys.append(part)
+    keys = pa.concat_tables(keys)
+    by_bucket = list(split_buckets(keys, edit_roots(keys), buckets))
+    write_staged(fs, root, f"{base}.keys.arrow", [part for _, part in by_bucket])
+    out.keys = [
+        (bucket, StagedRows(f"{base}.keys.arrow", i)) for i, (bucket, _) in enumerate(by_bucket)
+    ]
+    return out
+
+
+class _StageFn(beam.DoFn):
+    def __init__(self, url, storage_options, run_id, buckets):
+        self._url, self._storage_options = url, storage_options
+        self._run_id, self._buckets = run_id, buckets
+
+    def setup(self):
+        self._fs, self._root = open_url(self._url, self._storage_options)
+
+    def process(self, chunk: ParsedChunk):
+        yield stage_chunk(self._fs, self._root, self._run_id, chunk, self._buckets)
+
+
+class StagePosts(beam.PTransform):
+    """``ParsedChunk`` s -> ``StagedChunk`` s: posts written to the staging area of ``run_id``
+    in ``dataset``, keys split into ``buckets`` by edit root (see ``stage_chunk``).
+
+    Example::
+
+        staged = chunks | StagePosts("/data/posts", run_id=run_id, buckets=8)
+    """
+
+    def __init__(
+        self,
+        dataset: str,
+        *,
+        run_id: str,
+        buckets: int,
+        storage_options: Mapping[str, Any] | None = None,
+    ):
+        super().__init__()
+        if buckets < 1:
+            raise ValueError(f"buckets={buckets}: expected >= 1")
+        self._fn = _StageFn(dataset, dict(storage_options or {}), run_id, buckets)
+
+    def expand(self, chunks):
+        return chunks | "Stage" >> beam.ParDo(self._fn)
