@@ -21,7 +21,6 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from firehosegen import firehose_lines
 from tablegen import read_version
 from test_parse_unchanged import hand_checked, hostile_lines, text_lines
 
@@ -29,6 +28,7 @@ from catalog import Dataset
 from pipelines.ingest_posts import IngestPostsConfig, run
 from runners.options import beam_options
 from transforms.samples import PostsSampleConfig, generate_posts_sample
+from transforms.samples.firehose import firehose_lines
 
 GOLDEN = Path(__file__).parent / "data" / "ingest_golden.json"
 _REPORT_KEYS = (

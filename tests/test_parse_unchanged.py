@@ -22,12 +22,12 @@ from pathlib import Path
 import orjson
 import pyarrow as pa
 import pytest
-from firehosegen import firehose_lines
 from test_hostile_posts import FORMS, PATHS, RAW_VALUES, mutated
 
 from schemas import POSTS
 from transforms.posts import ParseOptions, parse_source
 from transforms.samples import PostsSampleConfig, generate_posts_sample
+from transforms.samples.firehose import firehose_lines
 
 GOLDEN = Path(__file__).parent / "data" / "parse_golden.json"
 FILTERS = ParseOptions(

@@ -1,26 +1,118 @@
-"""Realistic twarc2 flattened tweets for tests: a frozen copy of the generation in
-``benchmarks/firehose.py`` (about 6.5 KB a line, every twarc2 expansion, referenced tweets
-inlined), so golden digests do not move when the benchmark's generator changes."""
+"""Realistic twarc2 flattened tweets at benchmark scale (millions of lines, several KB each).
 
-# ruff: noqa: SIM905  (word lists read better as the sentences they come from)
+``shardsmith sample posts`` writes small, hand-shaped samples; throughput has to be measured
+on lines shaped like what twarc2 writes for a full-archive search: every expansion (author
+with description and metrics, ``context_annotations``, URL cards with titles and images,
+``edit_controls``, media) and the referenced tweets inlined -- about 6.5 KB and 1.86 posts a
+line. Referenced tweets come from a pool of popular ones, so they repeat and ``ingest posts``
+deduplicates a large share of what it reads, as on real data. The tests' golden digests are
+computed over these lines: a change here shows up there.
+
+    python -m transforms.samples.firehose OUT_DIR --lines 1000000 --files 40
+"""
+
 from __future__ import annotations
 
+import argparse
+import os
 import random
 from datetime import datetime, timedelta, timezone
 
 import orjson
 
-__all__ = ["firehose_lines"]
+__all__ = ["firehose_lines", "write_firehose"]
 
 _EPOCH = datetime(2026, 11, 1, tzinfo=timezone.utc)
 _WORDS = {
-    "en": "the traffic on the highway this morning was wild and my car drove itself most of "
-    "the way home while i watched the rain and the city lights".split(),
-    "ja": "東京 の 朝 の 渋滞 は すごい 今日 も 雨 自動運転 で 帰宅 した".split(),
-    "es": "el tráfico de esta mañana en la autopista fue increíble y el coche condujo solo".split(),
-    "tr": "İstanbul trafiği yine kilitlendi bugün yağmur vardı araba kendi sürdü".split(),
-    "ko": "서울 출근길 교통 체증 오늘 비 자율주행 으로 집에 왔다".split(),
-    "ar": "حركة المرور في الصباح كانت مزدحمة جدا اليوم والسيارة قادت نفسها".split(),
+    "en": [
+        "the",
+        "traffic",
+        "on",
+        "the",
+        "highway",
+        "this",
+        "morning",
+        "was",
+        "wild",
+        "and",
+        "my",
+        "car",
+        "drove",
+        "itself",
+        "most",
+        "of",
+        "the",
+        "way",
+        "home",
+        "while",
+        "i",
+        "watched",
+        "the",
+        "rain",
+        "and",
+        "the",
+        "city",
+        "lights",
+    ],
+    "ja": [
+        "東京",
+        "の",
+        "朝",
+        "の",
+        "渋滞",
+        "は",
+        "すごい",
+        "今日",
+        "も",
+        "雨",
+        "自動運転",
+        "で",
+        "帰宅",
+        "した",
+    ],
+    "es": [
+        "el",
+        "tráfico",
+        "de",
+        "esta",
+        "mañana",
+        "en",
+        "la",
+        "autopista",
+        "fue",
+        "increíble",
+        "y",
+        "el",
+        "coche",
+        "condujo",
+        "solo",
+    ],
+    "tr": [
+        "İstanbul",
+        "trafiği",
+        "yine",
+        "kilitlendi",
+        "bugün",
+        "yağmur",
+        "vardı",
+        "araba",
+        "kendi",
+        "sürdü",
+    ],
+    "ko": ["서울", "출근길", "교통", "체증", "오늘", "비", "자율주행", "으로", "집에", "왔다"],
+    "ar": [
+        "حركة",
+        "المرور",
+        "في",
+        "الصباح",
+        "كانت",
+        "مزدحمة",
+        "جدا",
+        "اليوم",
+        "والسيارة",
+        "قادت",
+        "نفسها",
+    ],
 }
 _TAGS = ["FSD", "AI", "traffic", "自動運転", "İstanbul", "서울", "EV", "roadtrip", "rain"]
 _DOMAINS = [
@@ -180,15 +272,16 @@ def _tweet(rng: random.Random, tid: int, seconds: float, users: list[dict]) -> d
     return tweet
 
 
-def firehose_lines(count: int, *, seed: int = 0, popular: int = 200) -> list[bytes]:
-    """``count`` twarc2 lines (without newlines), the same for the same arguments."""
-    rng = random.Random(seed * 1_000_003)
+def firehose_lines(count: int, *, seed: int = 0, first: int = 0, popular: int = 200) -> list[bytes]:
+    """``count`` twarc2 lines (without newlines), the same for the same arguments; post ids
+    follow line numbers from ``first``, so lines made with disjoint ranges never share one."""
+    rng = random.Random(seed * 1_000_003 + first)
     users = [_user(rng, rng.randrange(10**6)) for _ in range(200)]
     # Popular tweets that many lines retweet or quote: the same post id again and again.
     pool = [_tweet(random.Random(seed * 7 + i), 10**12 + i, i, users) for i in range(popular)]
     refs = (("retweeted", 0.5), ("quoted", 0.2), ("replied_to", 0.16))
     lines = []
-    for n in range(count):
+    for n in range(first, first + count):
         tweet = _tweet(rng, n, n * 0.01, users)
         kind = None
         r = rng.random()
@@ -210,3 +303,45 @@ def firehose_lines(count: int, *, seed: int = 0, popular: int = 200) -> list[byt
         }
         lines.append(orjson.dumps(tweet))
     return lines
+
+
+def _write_file(job: tuple[str, int, int, int]) -> None:
+    path, first, count, seed = job
+    with open(path, "wb") as out:
+        for line in firehose_lines(count, seed=seed, first=first, popular=2000):
+            out.write(line + b"\n")
+
+
+def write_firehose(
+    directory: str, *, lines: int, files: int, seed: int = 0, processes: int | None = None
+) -> list[str]:
+    """Write ``lines`` twarc2 lines into ``files`` JSONL files under ``directory``, in
+    ``processes`` processes (default: one per core); returns the paths written."""
+    from multiprocessing import Pool
+
+    os.makedirs(directory, exist_ok=True)
+    per = -(-lines // files)
+    jobs = [
+        (f"{directory}/firehose-{i:04d}.jsonl", i * per, min(per, lines - i * per), seed)
+        for i in range(files)
+        if lines > i * per
+    ]
+    with Pool(processes or os.cpu_count() or 1) as pool:
+        pool.map(_write_file, jobs, chunksize=1)
+    return [job[0] for job in jobs]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("directory")
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--files", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    paths = write_firehose(args.directory, lines=args.lines, files=args.files, seed=args.seed)
+    size = sum(os.path.getsize(p) for p in paths)
+    print(f"{len(paths)} files, {args.lines:,} lines, {size / 2**30:.2f} GiB")
+
+
+if __name__ == "__main__":
+    main()
