@@ -37,21 +37,53 @@ def run_pipeline(
     run_id: str,
     base_version: int,
     storage_options: Mapping[str, Any] | None = None,
+    input_bytes: int | None = None,
+    small_input_bytes: int | None = None,
 ) -> RunReport:
     """Build the pipeline with ``build(pipeline)``, run it to the end, and return its report.
 
+    ``input_bytes``: how much the run reads, known after planning; with default local-runner
+    options, an input below ``small_input_bytes`` (default ``runners.options.SMALL_INPUT_BYTES``)
+    runs in this process instead of starting worker processes (``sized_for_input``).
     Raises ``RunFailed`` (with the report) when the run rejected too much to commit.
     """
     import apache_beam as beam
 
+    from runners.options import SMALL_INPUT_BYTES, sized_for_input
+
+    threshold = SMALL_INPUT_BYTES if small_input_bytes is None else small_input_bytes
+    options = sized_for_input(options, input_bytes, threshold=threshold)
     started = time.monotonic()
-    with _worker_output_to_log(run_id), beam.Pipeline(options=options) as pipeline:
+    runner = _local_runner(options)
+    with _worker_output_to_log(run_id), beam.Pipeline(runner, options=options) as pipeline:
         build(pipeline)
     report = run_outcome(dataset, run_id, base_version, storage_options)
     log.info("run %s finished in %.1fs: %s", run_id, time.monotonic() - started, report.status)
     if report.status == "failed":
         raise RunFailed(report)
     return report
+
+
+def _local_runner(options):
+    """Beam's FnApiRunner for ``--runner=DirectRunner`` in batch; None for any other runner.
+
+    Beam's DirectRunner first tries its Prism runner, which downloads a binary from GitHub
+    (0.2-0.3 s to fail offline, and a different runner that ignores the ``--direct_*`` flags
+    online), then falls back to the FnApiRunner. This builds the FnApiRunner as the
+    DirectRunner does, pipeline options included (worker processes read them).
+    """
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    standard = options.view_as(StandardOptions)
+    if standard.runner != "DirectRunner" or standard.streaming:
+        return None
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    from apache_beam.runners.portability.portable_runner import JobServiceHandle
+
+    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+    info = beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)
+    return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(info))
 
 
 def nothing_new(dataset: str, kind: str, run_id: str, consumed: int, what: str) -> RunReport:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,16 +13,30 @@ from runners.errors import UserError
 
 __all__ = [
     "RUNNERS",
+    "SMALL_INPUT_BYTES",
     "add_runner_arguments",
     "beam_options",
     "describe_runner",
+    "local_flags",
     "parse_storage_options",
     "runner_options",
+    "sized_for_input",
 ]
 
 RUNNERS = ("local", "dask", "portable", "dataflow", "flink", "spark")
 _DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
 _BEAM_RUNNERS = {"dataflow": "DataflowRunner", "flink": "FlinkRunner", "spark": "SparkRunner"}
+# Worker processes log every bundle at INFO; the run report says what matters.
+_QUIET = "--default_sdk_harness_log_level=WARNING"
+
+# Below this much input, ``--runner local`` runs in this process: starting one worker process
+# per core costs ~1.5 s of CPU each (every worker imports Beam), more than parallelism saves
+# on what a single core reads in a second or two.
+SMALL_INPUT_BYTES = 64 << 20
+
+# Options that ``--runner local`` may still size by input: the pass-through flags they were
+# built from, by options object (no --workers and no --direct_* flag was given).
+_SIZED_BY_INPUT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,7 +99,7 @@ def parse_storage_options(text: str | None) -> dict[str, Any]:
     return value
 
 
-def runner_options(args: argparse.Namespace):
+def runner_options(args: argparse.Namespace, *, input_bytes: int | None = None):
     """``beam_options`` from a pipeline command's parsed arguments."""
     return beam_options(
         args.runner,
@@ -93,7 +108,33 @@ def runner_options(args: argparse.Namespace):
         dask_address=getattr(args, "dask_address", None),
         job_endpoint=getattr(args, "job_endpoint", None),
         worker_pool=getattr(args, "worker_pool", None),
+        input_bytes=input_bytes,
     )
+
+
+def local_flags(
+    input_bytes: int | None,
+    *,
+    workers: int | None = None,
+    cores: int | None = None,
+    threshold: int = SMALL_INPUT_BYTES,
+) -> list[str]:
+    """The FnApiRunner flags of ``--runner local`` for an input of ``input_bytes``.
+
+    ``workers`` given: that many worker processes, whatever the size. Otherwise an input
+    known to be smaller than ``threshold`` bytes runs in this process (one worker, no worker
+    processes to start); a larger or unknown (``None``) one on one worker process per core
+    (``cores``, default ``os.cpu_count()``).
+
+    >>> local_flags(100)
+    ['--direct_running_mode=in_memory', '--direct_num_workers=1']
+    """
+    if workers is None and input_bytes is not None and input_bytes < threshold:
+        return ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+    return [
+        "--direct_running_mode=multi_processing",
+        f"--direct_num_workers={workers or cores or os.cpu_count() or 1}",
+    ]
 
 
 def _runner_flags(
@@ -102,6 +143,7 @@ def _runner_flags(
     dask_address: str | None,
     job_endpoint: str | None,
     worker_pool: str | None,
+    input_bytes: int | None = None,
 ) -> list[str]:
     if runner not in RUNNERS:
         raise UserError(f"--runner {runner!r}: expected one of {', '.join(RUNNERS)}")
@@ -113,15 +155,8 @@ def _runner_flags(
         raise UserError("--dask-address: only with --runner dask")
     if (job_endpoint or worker_pool) and runner != "portable":
         raise UserError("--job-endpoint / --worker-pool: only with --runner portable")
-    # Worker processes log every bundle at INFO; the run report says what matters.
-    quiet = "--default_sdk_harness_log_level=WARNING"
     if runner == "local":
-        return [
-            "--runner=DirectRunner",
-            "--direct_running_mode=multi_processing",
-            f"--direct_num_workers={workers or os.cpu_count() or 1}",
-            quiet,
-        ]
+        return ["--runner=DirectRunner", *local_flags(input_bytes, workers=workers), _QUIET]
     if runner == "dask":
         try:
             # Registers Beam's Dask flags (--dask_client_address...) before they are parsed.
@@ -136,7 +171,7 @@ def _runner_flags(
         if not job_endpoint:
             raise UserError("--runner portable: expected --job-endpoint HOST:PORT")
         pool = ["--environment_type=EXTERNAL", f"--environment_config={worker_pool}"]
-        return ["--runner=PortableRunner", f"--job_endpoint={job_endpoint}", quiet] + (
+        return ["--runner=PortableRunner", f"--job_endpoint={job_endpoint}", _QUIET] + (
             pool if worker_pool else []
         )
     return [f"--runner={_BEAM_RUNNERS[runner]}"]
@@ -150,10 +185,13 @@ def beam_options(
     dask_address: str | None = None,
     job_endpoint: str | None = None,
     worker_pool: str | None = None,
+    input_bytes: int | None = None,
 ):
     """The Beam ``PipelineOptions`` for ``--runner`` plus the flags shardsmith does not know.
 
-    ``local`` is Beam's FnApiRunner in multi-processing mode with one worker per core; ``dask``
+    ``local`` is Beam's FnApiRunner in multi-processing mode with one worker per core, or in
+    this process for an input known to be small (``input_bytes``; see ``local_flags`` and
+    ``sized_for_input``) unless ``workers`` or a ``--direct_*`` flag says otherwise; ``dask``
     is Beam's DaskRunner (``dask_address``: the scheduler); ``portable`` submits to a Beam job
     server (``job_endpoint``), with the Python workers in an external ``worker_pool`` if given;
     ``dataflow``, ``flink``, ``spark`` select Beam's runners, configured by pass-through flags
@@ -162,13 +200,39 @@ def beam_options(
     """
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    defaults = _runner_flags(runner, workers, dask_address, job_endpoint, worker_pool)
+    sizable = runner == "local" and workers is None and not _direct_flags(passthrough)
+    size = input_bytes if sizable else None
+    defaults = _runner_flags(runner, workers, dask_address, job_endpoint, worker_pool, size)
     args = defaults + list(passthrough)
     options = PipelineOptions(args)
     unknown = _unknown_flags(options, passthrough)
     if unknown:
         raise UserError(f"unknown option {unknown[0]}: not a shardsmith or Beam flag (see --help)")
+    if sizable and input_bytes is None:
+        _SIZED_BY_INPUT[options] = list(passthrough)
     return options
+
+
+def sized_for_input(options, input_bytes: int | None, *, threshold: int = SMALL_INPUT_BYTES):
+    """``options``, or in-process options when the input is known to be small.
+
+    Only options from ``beam_options("local", None, ...)`` without ``--direct_*`` flags and
+    without an ``input_bytes`` of their own change: below ``threshold`` bytes the run needs no
+    worker processes (see ``local_flags``). Anything else -- another runner, ``--workers N``,
+    an explicit Beam flag, options built elsewhere -- comes back as it was.
+    """
+    passthrough = _SIZED_BY_INPUT.get(options)
+    if passthrough is None or input_bytes is None or input_bytes >= threshold:
+        return options
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    flags = ["--runner=DirectRunner", *local_flags(input_bytes, threshold=threshold), _QUIET]
+    return PipelineOptions(flags + passthrough)
+
+
+def _direct_flags(passthrough: Sequence[str]) -> list[str]:
+    # --direct_running_mode / --direct_num_workers given: the user chose how to run.
+    return [a for a in passthrough if a.replace("-", "_").startswith("__direct_")]
 
 
 def _unknown_flags(options, passthrough: Sequence[str]) -> list[str]:
@@ -188,5 +252,7 @@ def describe_runner(options) -> str:
     everything = options.get_all_options()
     runner = str(everything.get("runner") or "")
     if runner == "DirectRunner":
+        if everything.get("direct_running_mode") == "in_memory":
+            return "local runner, in this process"
         return f"local runner, {everything.get('direct_num_workers')} workers"
     return runner.rsplit(".", 1)[-1]

@@ -1,0 +1,97 @@
+"""--runner local: a small input runs in this process, anything else as the flags say."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from runners.options import SMALL_INPUT_BYTES, beam_options, local_flags, sized_for_input
+
+IN_PROCESS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+
+
+def _mode(options) -> tuple[str, str, int]:
+    everything = options.get_all_options()
+    return (
+        everything["runner"],
+        everything["direct_running_mode"],
+        everything["direct_num_workers"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("input_bytes", "workers", "expected"),
+    [
+        (0, None, IN_PROCESS),
+        (1, None, IN_PROCESS),
+        (SMALL_INPUT_BYTES - 1, None, IN_PROCESS),
+        (
+            SMALL_INPUT_BYTES,
+            None,
+            ["--direct_running_mode=multi_processing", "--direct_num_workers=4"],
+        ),
+        (None, None, ["--direct_running_mode=multi_processing", "--direct_num_workers=4"]),
+        (1, 3, ["--direct_running_mode=multi_processing", "--direct_num_workers=3"]),
+        (1, 1, ["--direct_running_mode=multi_processing", "--direct_num_workers=1"]),
+    ],
+)
+def test_local_flags_from_the_input_size(input_bytes, workers, expected):
+    assert local_flags(input_bytes, workers=workers, cores=4) == expected
+
+
+def test_local_flags_threshold_is_a_parameter():
+    assert local_flags(10 << 20, threshold=16 << 20) == IN_PROCESS
+    assert local_flags(10 << 20, threshold=8 << 20, cores=2)[0].endswith("multi_processing")
+
+
+def test_default_local_options_are_sized_after_planning():
+    options = beam_options("local", None, ["--job_name=x"])
+    cores = os.cpu_count()
+    assert _mode(options) == ("DirectRunner", "multi_processing", cores)
+    small = sized_for_input(options, 1)
+    assert _mode(small) == ("DirectRunner", "in_memory", 1)
+    assert small.get_all_options()["job_name"] == "x"  # pass-through flags kept
+    assert small.get_all_options()["default_sdk_harness_log_level"] == "WARNING"
+    assert sized_for_input(options, SMALL_INPUT_BYTES) is options
+    assert sized_for_input(options, None) is options  # unknown size: worker processes
+    assert _mode(sized_for_input(options, 10, threshold=8)) == (
+        "DirectRunner",
+        "multi_processing",
+        cores,
+    )
+    assert _mode(beam_options("local", None, [], input_bytes=5)) == ("DirectRunner", "in_memory", 1)
+
+
+@pytest.mark.parametrize(
+    "explicit",
+    [
+        {"workers": 2},
+        {"passthrough": ["--direct_num_workers=2"]},
+        {"passthrough": ["--direct_running_mode=multi_threading"]},
+        {"passthrough": ["--direct-running-mode=multi_processing"]},
+    ],
+)
+def test_workers_or_an_explicit_beam_flag_win(explicit):
+    options = beam_options("local", explicit.get("workers"), explicit.get("passthrough", []))
+    assert sized_for_input(options, 1) is options
+    sized_at_once = beam_options(
+        "local", explicit.get("workers"), explicit.get("passthrough", []), input_bytes=1
+    )
+    assert _mode(sized_at_once) == _mode(options)
+    assert _mode(options)[1] != "in_memory"
+
+
+def test_other_runners_are_not_sized():
+    options = beam_options("flink", None, ["--flink_master=127.0.0.1:8081"])
+    assert sized_for_input(options, 1) is options
+    assert beam_options("flink", None, [], input_bytes=1).get_all_options()["runner"] == (
+        "FlinkRunner"
+    )
+
+
+def test_options_built_elsewhere_are_left_alone():
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    options = PipelineOptions(["--runner=DirectRunner"])
+    assert sized_for_input(options, 1) is options
