@@ -179,4 +179,8 @@ def run(config: IngestFleetConfig, options, *, run_id: str | None = None):
         run_id=the_plan.run_id,
         base_version=the_plan.base_version,
         storage_options=config.storage_options,
+        input_bytes=sum(s.size or 0 for s in the_plan.sources),
+        # Decoding costs more CPU per byte than parsing posts: worker processes pay off
+        # sooner (16 MiB: ~15 camera-seconds of 1080p H.264).
+        small_input_bytes=16 << 20,
     )

@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from typing import Any
 
 
-def run_and_report(what: str, args, run: Callable[..., Any], config, run_id: str) -> int:
+def run_and_report(
+    what: str,
+    args,
+    run: Callable[..., Any],
+    config,
+    run_id: str,
+    *,
+    input_bytes: int | None = None,
+) -> int:
     """Run ``run(config, options, run_id=...)`` on the runner the flags chose, with a progress
-    line, and print its report; 1 when the run committed nothing because of rejects."""
+    line, and print its report; 1 when the run committed nothing because of rejects.
+
+    ``input_bytes``: the input's size when the command knows it before ``run`` plans (a small
+    input runs in this process, see ``runners.options.local_flags``); otherwise ``run`` may
+    size the options itself once it has planned."""
     from runners.console import print_report, progress
     from runners.execute import RunFailed
     from runners.options import describe_runner, runner_options
 
-    options = runner_options(args)
+    options = runner_options(args, input_bytes=input_bytes)
+    if getattr(args, "own_process", False):
+        # What is loaded by now (Beam, pyarrow, the pipeline's modules) lives until exit:
+        # the collections the run triggers need not walk it again and again.
+        gc.freeze()
     try:
         with progress(f"{what} ({describe_runner(options)})", None):
             report = run(config, options, run_id=run_id)
