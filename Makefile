@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= shardsmith-demo
 
-.PHONY: demo test test-long lint format bench constraints clean
+.PHONY: demo test test-long lint format bench peers constraints clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,8 +45,16 @@ format: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
 
+# The peers the benchmarks compare with, each in a virtualenv of its own (never the project's);
+# a benchmark skips a peer that is not there, with a note.
+PEERS ?= .peers
+peers:
+	$(PYTHON) -m venv $(PEERS)/datatrove
+	$(PEERS)/datatrove/bin/pip install --quiet 'datatrove[io]==0.10.1' || \
+		echo "datatrove could not be installed: the benchmarks skip it"
+
 constraints: $(VENV)/.installed-test
 	$(BIN)/pip freeze --exclude-editable | grep -v -i -E '^(shardsmith|atheris)' > constraints.txt
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(PEERS) $(DEMO_DIR) .pytest_cache build *.egg-info

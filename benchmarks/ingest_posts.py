@@ -1,12 +1,22 @@
-"""Post ingestion: posts/s of `ingest posts` against orjson parsing the same lines.
+"""Post ingestion at scale: `shardsmith ingest posts` against orjson and datatrove, same files.
 
-Anchor, measured in the same run: the same source files read and decompressed, and every line
-parsed with ``orjson.loads`` (nothing else), over as many processes as the pipeline has
-workers, one file per task. The figure is anchor time / pipeline time (higher is better;
-DESIGN.md §7 target: >= 0.5x). The pipeline does everything: parsing, joining includes,
-cleaning, entities, dedup, edits, deletes, Parquet writing and the commit.
+Input: realistic twarc2 flattened tweets (``transforms.samples.firehose``: ~6.5 KB and 1.86
+posts a line, every expansion, referenced tweets inlined and repeating), 1,000,000 lines in
+40 files by default. Measured in one run, on the same files and cores:
 
-    python benchmarks/ingest_posts.py [--posts 30000] [--samples 2] [--workers 2]
+* anchor: every line read and parsed with ``orjson.loads`` (nothing else), in as many processes
+  as cores, one file per task;
+* shardsmith: the CLI end to end (process start to exit: parsing, includes, cleaning,
+  entities, dedup, edits, staging, Parquet writing, the commit), default runner and options;
+  figure = anchor time / shardsmith time (DESIGN.md §7 target: >= 0.5x);
+* the same for X API v2 pages and filtered-stream lines made of the same tweets, and for
+  ``--dedup-text --scrub-pii`` (each on ``--variant-lines`` lines, with its own anchor);
+* datatrove's JsonlReader -> ParquetWriter (8 tasks, as many workers as cores) on the same
+  files, run in its own virtualenv (``make peers``); skipped with a note when absent;
+* fixed cost: a one-line source ingested end to end (target <= 2 s);
+* peak RSS of the whole process tree (CLI and workers) at 200k lines and at the full size.
+
+    python benchmarks/ingest_posts.py [--lines 1000000] [--files 40] [--data DIR]
 """
 
 from __future__ import annotations
@@ -14,16 +24,25 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from multiprocessing import Pool
+from pathlib import Path
 
 import orjson
+import psutil
 
-from pipelines.ingest_posts import IngestPostsConfig, run
-from runners.options import beam_options
+from catalog import Dataset
 from transforms.posts.lines import open_decompressed, read_lines
-from transforms.samples import PostsSampleConfig, generate_posts_sample
+from transforms.samples.firehose import write_firehose
+
+BIN = Path(sys.executable).parent / "shardsmith"
+PEER = Path(__file__).resolve().parents[1] / ".peers" / "datatrove" / "bin" / "python"
+PEER_SCRIPT = Path(__file__).resolve().parent / "peers" / "datatrove_posts.py"
 
 
 def parse_only(path: str) -> int:
@@ -36,47 +55,203 @@ def parse_only(path: str) -> int:
     return n
 
 
+def anchor(files: list[str], workers: int) -> tuple[float, int]:
+    start = time.perf_counter()
+    with Pool(workers) as pool:
+        lines = sum(pool.map(parse_only, files, chunksize=1))
+    return time.perf_counter() - start, lines
+
+
+class PeakRss:
+    """Samples the summed RSS of a process and its descendants every 0.1 s."""
+
+    def __init__(self, pid: int):
+        self._proc = psutil.Process(pid)
+        self.peak = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._done.wait(0.1):
+            with contextlib.suppress(psutil.Error):
+                procs = [self._proc, *self._proc.children(recursive=True)]
+                total = 0
+                for p in procs:
+                    with contextlib.suppress(psutil.Error):
+                        total += p.memory_info().rss
+                self.peak = max(self.peak, total)
+
+    def stop(self) -> int:
+        self._done.set()
+        self._thread.join()
+        return self.peak
+
+
+def ingest(src: Path, dataset: Path, *flags: str) -> tuple[float, int, dict]:
+    """The CLI end to end: wall seconds, peak RSS of the tree, and the run report."""
+    shutil.rmtree(dataset, ignore_errors=True)
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [str(BIN), "ingest", "posts", str(src), "--to", str(dataset), *flags],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    rss = PeakRss(proc.pid)
+    _, err = proc.communicate()
+    seconds = time.perf_counter() - start
+    peak = rss.stop()
+    if proc.returncode:
+        raise SystemExit(f"ingest posts {src} failed:\n{err.decode()[-2000:]}")
+    return seconds, peak, Dataset.open(str(dataset)).manifest().report
+
+
+def _forms(tweet: dict) -> tuple[dict, list[dict], list[dict]]:
+    """A twarc2 tweet as the API gives it: the tweet, its users and its referenced tweets."""
+    tweet = dict(tweet)
+    tweet.pop("__twarc", None)
+    users = [tweet.pop("author")]
+    refs = []
+    for ref in tweet.get("referenced_tweets", []):
+        ref = dict(ref)
+        users.append(ref.pop("author"))
+        refs.append({k: v for k, v in ref.items() if k != "type"})
+    tweet["referenced_tweets"] = [
+        {"type": r["type"], "id": r["id"]} for r in tweet.get("referenced_tweets", [])
+    ]
+    if not tweet["referenced_tweets"]:
+        del tweet["referenced_tweets"]
+    return tweet, users, refs
+
+
+def write_api_forms(files: list[str], out: Path) -> tuple[Path, Path]:
+    """The tweets of ``files`` as X API v2 pages (100 a page) and filtered-stream lines."""
+    pages, stream = out / "pages", out / "stream"
+    pages.mkdir(parents=True)
+    stream.mkdir(parents=True)
+    for path in files:
+        name = Path(path).name
+        with open(path, "rb") as f, open(pages / name, "wb") as p, open(stream / name, "wb") as s:
+            page: list = []
+            for line in f:
+                tweet, users, refs = _forms(orjson.loads(line))
+                includes = {"users": users, "tweets": refs} if refs else {"users": users}
+                rule = [{"id": "1710", "tag": "traffic"}]
+                s.write(orjson.dumps({"data": tweet, "includes": includes, "matching_rules": rule}))
+                s.write(b"\n")
+                page.append((tweet, users, refs))
+                if len(page) == 100:
+                    p.write(_page(page) + b"\n")
+                    page = []
+            if page:
+                p.write(_page(page) + b"\n")
+    return pages, stream
+
+
+def _page(items: list) -> bytes:
+    users = {u["id"]: u for _, us, _ in items for u in us}
+    refs = {r["id"]: r for _, _, rs in items for r in rs}
+    return orjson.dumps(
+        {
+            "data": [t for t, _, _ in items],
+            "includes": {"users": list(users.values()), "tweets": list(refs.values())},
+            "meta": {"result_count": len(items)},
+        }
+    )
+
+
+def datatrove(src: Path, out: Path, workers: int) -> float | None:
+    if not PEER.exists():
+        print(f"datatrove: skipped ({PEER} not found; `make peers` installs it)")
+        return None
+    shutil.rmtree(out, ignore_errors=True)
+    start = time.perf_counter()
+    done = subprocess.run(
+        [str(PEER), str(PEER_SCRIPT), str(src), str(out), "--workers", str(workers)],
+        capture_output=True,
+    )
+    seconds = time.perf_counter() - start
+    if done.returncode:
+        print(f"datatrove: failed, skipped\n{done.stderr.decode()[-1500:]}")
+        return None
+    return seconds
+
+
+def row(name: str, lines: int, anchor_s: float, ours_s: float, rss: int | None = None) -> None:
+    mem = f"{rss / 2**20:7.0f} MiB" if rss else ""
+    print(
+        f"{name:<34} {lines:>10,} lines  orjson {anchor_s:7.2f} s  shardsmith {ours_s:7.2f} s "
+        f"{lines / ours_s:9,.0f} lines/s  ratio {anchor_s / ours_s:5.2f}x  {mem}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--posts", type=int, default=30_000, help="posts per sample")
-    parser.add_argument("--samples", type=int, default=2)
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--files", type=int, default=40)
+    parser.add_argument("--variant-lines", type=int, default=200_000)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--data", help="keep the generated input here (reused when present)")
     args = parser.parse_args()
+    workers = args.workers
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in range(args.samples):
-            cfg = PostsSampleConfig(posts=args.posts, users=500, days=30, seed=seed)
-            generate_posts_sample(f"{tmp}/in/s{seed}", cfg)
-        files = sorted(
-            os.path.join(d, f)
-            for d, _, names in os.walk(f"{tmp}/in")
-            for f in names
-            if not f.startswith("_")
-        )
+        tmp = Path(tmp)
+        data = Path(args.data) if args.data else tmp / "firehose"
+        files = sorted(str(p) for p in data.glob("*.jsonl")) if data.exists() else []
+        if len(files) != args.files:
+            shutil.rmtree(data, ignore_errors=True)
+            files = write_firehose(str(data), lines=args.lines, files=args.files)
+        per_file = -(-args.lines // args.files)
         size = sum(os.path.getsize(f) for f in files)
-        start = time.perf_counter()
-        with Pool(args.workers) as pool:
-            lines = sum(pool.map(parse_only, files, chunksize=1))
-        t_anchor = time.perf_counter() - start
+        print(
+            f"input: {len(files)} files, {size / 2**30:.2f} GiB, ~{per_file:,} lines each; "
+            f"{workers} workers"
+        )
 
-        config = IngestPostsConfig(sources=(f"{tmp}/in",), dataset=f"{tmp}/posts")
-        start = time.perf_counter()
-        report = run(config, beam_options("local", args.workers, []))
-        t_pipeline = time.perf_counter() - start
-    print(
-        f"input: {len(files)} files, {size / 2**20:.1f} MiB, {lines:,} lines, "
-        f"{report.records_in:,} records; workers: {args.workers}"
-    )
-    print(
-        f"anchor (orjson parse only): {t_anchor:6.2f} s  {report.records_in / t_anchor:9,.0f} records/s"
-    )
-    print(
-        f"ingest posts pipeline:      {t_pipeline:6.2f} s  {report.records_in / t_pipeline:9,.0f} records/s"
-        f"  ratio {t_anchor / t_pipeline:.2f}x"
-    )
-    print(
-        f"written {report.records_written:,}, deduplicated {report.records_deduplicated:,}, "
-        f"rejected {report.records_rejected:,}"
-    )
+        # The main figure: the whole input, default options.
+        t_anchor, lines = anchor(files, workers)
+        t_ours, rss_full, report = ingest(data, tmp / "ds")
+        print(
+            f"records: read {report['records_in']:,}, written {report['records_written']:,}, "
+            f"deduplicated {report['records_deduplicated']:,}"
+        )
+        row("twarc2, default", lines, t_anchor, t_ours, rss_full)
+
+        # Variants on a subset of the files: API pages, stream lines, the costly options.
+        subset = files[: max(1, args.variant_lines // per_file)]
+        sub = tmp / "subset"
+        sub.mkdir()
+        for f in subset:
+            os.symlink(f, sub / Path(f).name)
+        t_sub_anchor, sub_lines = anchor(subset, workers)
+        t_sub, rss_sub, _ = ingest(sub, tmp / "ds")
+        row("twarc2, default (subset)", sub_lines, t_sub_anchor, t_sub, rss_sub)
+        t, _, _ = ingest(sub, tmp / "ds", "--dedup-text", "--scrub-pii")
+        row("twarc2, --dedup-text --scrub-pii", sub_lines, t_sub_anchor, t)
+        pages, stream = write_api_forms(subset, tmp / "forms")
+        for name, src in (("X API v2 pages (lines = pages)", pages), ("filtered-stream lines", stream)):
+            src_files = sorted(str(p) for p in src.glob("*.jsonl"))
+            a, n = anchor(src_files, workers)
+            t, _, _ = ingest(src, tmp / "ds")
+            row(name, n, a, t)
+
+        # Peers, fixed cost, memory.
+        t_peer = datatrove(data, tmp / "datatrove", workers)
+        if t_peer:
+            print(
+                f"datatrove reader -> Parquet: {t_peer:7.2f} s on the same {lines:,} lines; "
+                f"shardsmith is {t_peer / t_ours:.2f}x datatrove's speed"
+            )
+        one = tmp / "one"
+        one.mkdir()
+        (one / "one.jsonl").write_bytes(Path(files[0]).read_bytes().split(b"\n", 1)[0] + b"\n")
+        t_one, _, _ = ingest(one, tmp / "ds-one")
+        print(f"fixed cost (one line, end to end): {t_one:.2f} s (target <= 2 s)")
+        print(
+            f"peak RSS, CLI and workers: {rss_sub / 2**20:.0f} MiB at {sub_lines:,} lines, "
+            f"{rss_full / 2**20:.0f} MiB at {lines:,} lines "
+            f"({(rss_full / rss_sub - 1):+.0%})"
+        )
 
 
 if __name__ == "__main__":
