@@ -197,4 +197,5 @@ def run(config: IngestPostsConfig, options, *, run_id: str | None = None):
         run_id=the_plan.run_id,
         base_version=the_plan.base_version,
         storage_options=config.storage_options,
+        input_bytes=sum(s.size or 0 for s in the_plan.sources),
     )

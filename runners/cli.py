@@ -15,7 +15,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from runners.errors import UserError
+from runners.errors import RecordsLost, UserError
 from runners.options import add_runner_arguments
 
 __all__ = ["build_parser", "main"]
@@ -592,6 +592,9 @@ def _main(argv: Sequence[str] | None) -> int:
         return 2
     except CommitConflict as exc:
         print(f"shardsmith: commit failed: {exc}", file=sys.stderr)
+        return 1
+    except RecordsLost as exc:
+        print(f"shardsmith: error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
         # Storage trouble (network, quota, a store's error): one line, not a traceback.

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["UserError"]
+__all__ = ["RecordsLost", "UserError"]
 
 
 class UserError(Exception):
     """Bad input from the user (a missing path, a bad flag value); the message says what and why."""
+
+
+class RecordsLost(RuntimeError):
+    """A run whose counts did not add up: some record read was neither written, rejected,
+    deduplicated, deleted nor skipped, so nothing was committed. A bug, never the input's
+    fault; the message has the counts and where the workers' output is. Exit status 1."""

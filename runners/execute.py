@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 import time
@@ -13,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from catalog import Dataset
+from runners.errors import RecordsLost
 from transforms.run_report import RunReport
 from transforms.write_shards import failed_report_path
 
@@ -55,8 +57,16 @@ def run_pipeline(
     options = sized_for_input(options, input_bytes, threshold=threshold)
     started = time.monotonic()
     runner = _local_runner(options)
-    with _worker_output_to_log(run_id), beam.Pipeline(runner, options=options) as pipeline:
-        build(pipeline)
+    with _worker_output_to_log(run_id) as worker_log:
+        try:
+            with beam.Pipeline(runner, options=options) as pipeline:
+                build(pipeline)
+        except Exception as exc:
+            lost = _lost_records(exc)
+            if lost is None:
+                raise
+            where = f"; worker output is in {worker_log}" if worker_log else ""
+            raise RecordsLost(f"{lost}; nothing committed{where}") from None
     report = run_outcome(dataset, run_id, base_version, storage_options)
     log.info("run %s finished in %.1fs: %s", run_id, time.monotonic() - started, report.status)
     if report.status == "failed":
@@ -95,8 +105,25 @@ def nothing_new(dataset: str, kind: str, run_id: str, consumed: int, what: str) 
     return report
 
 
+_LOST = re.compile(r"(run \S+: read \d+ records but accounted for [^\n]*?\))")
+
+
+def _lost_records(exc: BaseException) -> str | None:
+    """The nothing-lost guard's message, if ``exc`` is its failure as the runner reports it.
+
+    The guard runs in the commit step, on a worker: runners re-raise its ``NothingLostError``
+    as their own exception, with the worker's traceback in the text.
+    """
+    for error in (exc, exc.__cause__, exc.__context__):
+        text = f"{type(error).__name__}: {error}"
+        found = _LOST.search(text) if "NothingLostError" in text else None
+        if found:
+            return found.group(1)
+    return None
+
+
 @contextmanager
-def _worker_output_to_log(run_id: str) -> Iterator[None]:
+def _worker_output_to_log(run_id: str) -> Iterator[str | None]:
     """Send what worker processes print (Beam's start-up chatter) to a log file.
 
     Workers inherit file descriptor 2; this process keeps writing to the terminal through a
@@ -104,7 +131,7 @@ def _worker_output_to_log(run_id: str) -> Iterator[None]:
     path is logged, so nothing a worker said is lost.
     """
     if logging.getLogger().isEnabledFor(logging.INFO):
-        yield
+        yield None
         return
     path = os.path.join(tempfile.gettempdir(), f"shardsmith-{run_id}-workers.log")
     sys.stderr.flush()
@@ -115,7 +142,9 @@ def _worker_output_to_log(run_id: str) -> Iterator[None]:
         os.dup2(sink.fileno(), 2)
     sys.stderr = terminal
     try:
-        yield
+        yield path
+    except RecordsLost:
+        raise  # its one line names the log
     except BaseException:
         print(f"shardsmith: worker output is in {path}", file=terminal)
         raise

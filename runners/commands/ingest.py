@@ -58,32 +58,16 @@ def ingest(args) -> int:
         return print_locked(exc)
 
 
-def _posts_bytes(config) -> int:
-    """The total size of the post sources, so that a small input runs in this process.
-
-    ``pipelines.ingest_posts.run`` lists them again when it plans; once it passes
-    ``input_bytes`` to ``run_pipeline`` itself, this listing can go.
-    """
-    from pipelines.ingest_posts import SUFFIXES
-    from transforms.sources import list_sources
-
-    found = list_sources(config.sources, suffixes=SUFFIXES, storage_options=config.storage_options)
-    return sum(s.size or 0 for s in found)
-
-
 def _ingest(args, storage_options, run_id: str) -> int:
     from runners.commands.reporting import run_and_report
 
-    input_bytes = None
     if args.ingest_kind == "posts":
         from pipelines.ingest_posts import run
 
         config = _posts_config(args, storage_options)
-        if args.runner == "local" and args.workers is None:
-            input_bytes = _posts_bytes(config)
     else:
         from pipelines.ingest_fleet import run
 
         config = _fleet_config(args, storage_options)
     what = f"ingesting {args.ingest_kind}"
-    return run_and_report(what, args, run, config, run_id, input_bytes=input_bytes)
+    return run_and_report(what, args, run, config, run_id)
