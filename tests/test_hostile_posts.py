@@ -922,3 +922,16 @@ def test_post_lines_survive_coverage_guided_fuzzing(tmp_path):
     )
     assert run.returncode == 0 and not found, (found, run.stderr[-6000:])
     assert "stat::number_of_executed_units" in run.stderr  # the fuzzer really ran
+
+
+def test_an_empty_author_object_without_author_id_is_a_missing_field_reject():
+    # Found by a fast-decoding experiment: `author and ...` gave the empty dict itself as the
+    # author id, and looking it up crashed the parser (unhashable dict).
+    line = b'{"id":"1","text":"t","created_at":"2026-11-20T08:00:00.000Z","author":{}}'
+    [chunk] = parse_source(
+        io.BytesIO(line + b"\n"), "x.jsonl", ParseOptions(), max_line_bytes=1 << 20
+    )
+    assert chunk.posts.num_rows == 0
+    assert [(r["reason"], r["message"]) for r in chunk.rejects] == [
+        ("missing_field", "author_id: missing")
+    ]

@@ -247,7 +247,7 @@ def map_tweet(t: dict, users: dict, media: dict, source_uri: str, locator: str) 
         raise RecordError("wrong_type", f"text: expected a string, got {_kind(text)}")
     created = _timestamp(t)
     author = t.get("author") if isinstance(t.get("author"), dict) else None
-    author_id = _id(t, "author_id") or (author and _id(author, "author.id", key="id"))
+    author_id = _id(t, "author_id") or (_id(author, "author.id", key="id") if author else None)
     if author_id is None:
         raise RecordError("missing_field", "author_id: missing")
     author = author or users.get(author_id) or {}
