@@ -247,11 +247,11 @@ class WriteShards(beam.PTransform):
     ``WrittenFile`` s a step wrote itself (named with ``shard_file_name``: tokens shards, whose
     row order is the content); ``staged`` are ``catalog.staging.StagedRows``: rows a step left
     in the run's staging area, read by the writer itself (the staging area is removed when the
-    run ends); ``stats`` are dicts of numbers, summed into the report's ``stats``. Every table is checked against the kind's schema (a mismatch
-    fails the run, naming the column). Rows are split into hive ``dt=`` partitions when the kind
-    has one, written as zstd Parquet files of about ``target_file_bytes`` named
-    ``<run_id>-<nnnnn>.parquet``, and committed as one manifest version once everything is
-    written. The output is a PCollection holding the run report as one dict (``status``
+    run ends); ``stats`` are dicts of numbers, summed into the report's ``stats``. Every table
+    is checked against the kind's schema (a mismatch fails the run, naming the column). Rows
+    are split into hive ``dt=`` partitions when the kind has one, written as zstd Parquet files
+    of about ``target_file_bytes`` named ``<run_id>-<nnnnn>.parquet``, and committed as one
+    manifest version once everything is written. The output is a PCollection holding the run report as one dict (``status``
     ``committed``, ``nothing-new`` or ``failed``).
 
     Example::
