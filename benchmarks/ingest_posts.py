@@ -229,7 +229,10 @@ def main() -> None:
         t, _, _ = ingest(sub, tmp / "ds", "--dedup-text", "--scrub-pii")
         row("twarc2, --dedup-text --scrub-pii", sub_lines, t_sub_anchor, t)
         pages, stream = write_api_forms(subset, tmp / "forms")
-        for name, src in (("X API v2 pages (lines = pages)", pages), ("filtered-stream lines", stream)):
+        for name, src in (
+            ("X API v2 pages (lines = pages)", pages),
+            ("filtered-stream lines", stream),
+        ):
             src_files = sorted(str(p) for p in src.glob("*.jsonl"))
             a, n = anchor(src_files, workers)
             t, _, _ = ingest(src, tmp / "ds")
