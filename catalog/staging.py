@@ -15,6 +15,8 @@ step removes the run's staging area; ``gc`` removes what a crashed run left ther
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 from fsspec import AbstractFileSystem
 
-from catalog.storage import join
+from catalog.storage import is_local, join
 
 __all__ = ["STAGING_DIR", "StagedRows", "read_staged", "staging_dir", "write_staged"]
 
@@ -62,10 +64,16 @@ def write_staged(
     schema = tables[0].schema
     full = join(root, path)
     fs.makedirs(full.rsplit("/", 1)[0], exist_ok=True)
-    with fs.open(full, "wb") as f, pa.ipc.new_file(f, schema, options=_OPTIONS) as writer:
+    # A step may run again while another reads its file (Dask recomputes a shared step for
+    # each branch that uses it): on local disk, write aside and rename, which is atomic, so a
+    # reader never sees half a file. Object stores publish an object whole when it is closed.
+    target = f"{full}.{uuid.uuid4().hex}.tmp" if is_local(fs) else full
+    with fs.open(target, "wb") as f, pa.ipc.new_file(f, schema, options=_OPTIONS) as writer:
         for table in tables:
             batch = table.combine_chunks().to_batches()
             writer.write_batch(batch[0] if batch else pa.RecordBatch.from_pylist([], schema))
+    if target != full:
+        os.replace(target, full)
     return [t.num_rows for t in tables]
 
 
