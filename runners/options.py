@@ -99,7 +99,7 @@ def parse_storage_options(text: str | None) -> dict[str, Any]:
     return value
 
 
-def runner_options(args: argparse.Namespace, *, input_bytes: int | None = None):
+def runner_options(args: argparse.Namespace):
     """``beam_options`` from a pipeline command's parsed arguments."""
     return beam_options(
         args.runner,
@@ -108,7 +108,6 @@ def runner_options(args: argparse.Namespace, *, input_bytes: int | None = None):
         dask_address=getattr(args, "dask_address", None),
         job_endpoint=getattr(args, "job_endpoint", None),
         worker_pool=getattr(args, "worker_pool", None),
-        input_bytes=input_bytes,
     )
 
 
@@ -143,7 +142,6 @@ def _runner_flags(
     dask_address: str | None,
     job_endpoint: str | None,
     worker_pool: str | None,
-    input_bytes: int | None = None,
 ) -> list[str]:
     if runner not in RUNNERS:
         raise UserError(f"--runner {runner!r}: expected one of {', '.join(RUNNERS)}")
@@ -156,7 +154,7 @@ def _runner_flags(
     if (job_endpoint or worker_pool) and runner != "portable":
         raise UserError("--job-endpoint / --worker-pool: only with --runner portable")
     if runner == "local":
-        return ["--runner=DirectRunner", *local_flags(input_bytes, workers=workers), _QUIET]
+        return ["--runner=DirectRunner", *local_flags(None, workers=workers), _QUIET]
     if runner == "dask":
         try:
             # Registers Beam's Dask flags (--dask_client_address...) before they are parsed.
@@ -185,13 +183,11 @@ def beam_options(
     dask_address: str | None = None,
     job_endpoint: str | None = None,
     worker_pool: str | None = None,
-    input_bytes: int | None = None,
 ):
     """The Beam ``PipelineOptions`` for ``--runner`` plus the flags shardsmith does not know.
 
-    ``local`` is Beam's FnApiRunner in multi-processing mode with one worker per core, or in
-    this process for an input known to be small (``input_bytes``; see ``local_flags`` and
-    ``sized_for_input``) unless ``workers`` or a ``--direct_*`` flag says otherwise; ``dask``
+    ``local`` is Beam's FnApiRunner in multi-processing mode with one worker per core (a run
+    that knows its input is small moves to this process: ``sized_for_input``); ``dask``
     is Beam's DaskRunner (``dask_address``: the scheduler); ``portable`` submits to a Beam job
     server (``job_endpoint``), with the Python workers in an external ``worker_pool`` if given;
     ``dataflow``, ``flink``, ``spark`` select Beam's runners, configured by pass-through flags
@@ -200,15 +196,13 @@ def beam_options(
     """
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    sizable = runner == "local" and workers is None and not _direct_flags(passthrough)
-    size = input_bytes if sizable else None
-    defaults = _runner_flags(runner, workers, dask_address, job_endpoint, worker_pool, size)
+    defaults = _runner_flags(runner, workers, dask_address, job_endpoint, worker_pool)
     args = defaults + list(passthrough)
     options = PipelineOptions(args)
     unknown = _unknown_flags(options, passthrough)
     if unknown:
         raise UserError(f"unknown option {unknown[0]}: not a shardsmith or Beam flag (see --help)")
-    if sizable and input_bytes is None:
+    if runner == "local" and workers is None and not _direct_flags(passthrough):
         _SIZED_BY_INPUT[options] = list(passthrough)
     return options
 
@@ -216,8 +210,8 @@ def beam_options(
 def sized_for_input(options, input_bytes: int | None, *, threshold: int = SMALL_INPUT_BYTES):
     """``options``, or in-process options when the input is known to be small.
 
-    Only options from ``beam_options("local", None, ...)`` without ``--direct_*`` flags and
-    without an ``input_bytes`` of their own change: below ``threshold`` bytes the run needs no
+    Only options from ``beam_options("local", None, ...)`` without ``--direct_*`` flags
+    change: below ``threshold`` bytes the run needs no
     worker processes (see ``local_flags``). Anything else -- another runner, ``--workers N``,
     an explicit Beam flag, options built elsewhere -- comes back as it was.
     """

@@ -60,7 +60,11 @@ def test_default_local_options_are_sized_after_planning():
         "multi_processing",
         cores,
     )
-    assert _mode(beam_options("local", None, [], input_bytes=5)) == ("DirectRunner", "in_memory", 1)
+    assert _mode(sized_for_input(beam_options("local", None, []), 5)) == (
+        "DirectRunner",
+        "in_memory",
+        1,
+    )
 
 
 @pytest.mark.parametrize(
@@ -75,17 +79,13 @@ def test_default_local_options_are_sized_after_planning():
 def test_workers_or_an_explicit_beam_flag_win(explicit):
     options = beam_options("local", explicit.get("workers"), explicit.get("passthrough", []))
     assert sized_for_input(options, 1) is options
-    sized_at_once = beam_options(
-        "local", explicit.get("workers"), explicit.get("passthrough", []), input_bytes=1
-    )
-    assert _mode(sized_at_once) == _mode(options)
     assert _mode(options)[1] != "in_memory"
 
 
 def test_other_runners_are_not_sized():
     options = beam_options("flink", None, ["--flink_master=127.0.0.1:8081"])
     assert sized_for_input(options, 1) is options
-    assert beam_options("flink", None, [], input_bytes=1).get_all_options()["runner"] == (
+    assert sized_for_input(beam_options("flink", None, []), 1).get_all_options()["runner"] == (
         "FlinkRunner"
     )
 

@@ -69,5 +69,4 @@ def _ingest(args, storage_options, run_id: str) -> int:
         from pipelines.ingest_fleet import run
 
         config = _fleet_config(args, storage_options)
-    what = f"ingesting {args.ingest_kind}"
-    return run_and_report(what, args, run, config, run_id)
+    return run_and_report(f"ingesting {args.ingest_kind}", args, run, config, run_id)

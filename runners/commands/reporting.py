@@ -7,26 +7,15 @@ from collections.abc import Callable
 from typing import Any
 
 
-def run_and_report(
-    what: str,
-    args,
-    run: Callable[..., Any],
-    config,
-    run_id: str,
-    *,
-    input_bytes: int | None = None,
-) -> int:
+def run_and_report(what: str, args, run: Callable[..., Any], config, run_id: str) -> int:
     """Run ``run(config, options, run_id=...)`` on the runner the flags chose, with a progress
-    line, and print its report; 1 when the run committed nothing because of rejects.
-
-    ``input_bytes``: the input's size when the command knows it before ``run`` plans (a small
-    input runs in this process, see ``runners.options.local_flags``); otherwise ``run`` may
-    size the options itself once it has planned."""
+    line, and print its report; 1 when the run committed nothing because of rejects. (``run``
+    sizes the runner once it has planned: a small input runs in this process.)"""
     from runners.console import print_report, progress
     from runners.execute import RunFailed
     from runners.options import describe_runner, runner_options
 
-    options = runner_options(args, input_bytes=input_bytes)
+    options = runner_options(args)
     if getattr(args, "own_process", False):
         # What is loaded by now (Beam, pyarrow, the pipeline's modules) lives until exit:
         # the collections the run triggers need not walk it again and again.
