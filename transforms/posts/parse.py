@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from schemas import MAX_PAYLOAD_BYTES
+from transforms.posts.repeats import SeenPosts
 from transforms.posts.text import clean_text, dedup_hash, extract_entities, scrub_pii
 
 __all__ = ["MAX_POSTS_PER_LINE", "Chunk", "ParseOptions", "RecordError", "parse_line"]
@@ -68,13 +69,18 @@ class RecordError(ValueError):
 
 @dataclass
 class Chunk:
-    """What a run of lines parsed into. ``counts`` is a tally (see ``transforms.tally``)."""
+    """What a run of lines parsed into. ``counts`` is a tally (see ``transforms.tally``).
+
+    With ``seen`` (shared by the chunks of one source), repeats of a post that resolving would
+    drop are counted ``deduplicated:post_id`` instead of kept (see ``transforms.posts.repeats``).
+    """
 
     source_uri: str
     rows: list[dict] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
     rejects: list[dict] = field(default_factory=list)
     counts: Counter = field(default_factory=Counter)
+    seen: SeenPosts | None = None
 
     def skip(self, reason: str, n: int = 1) -> None:
         self.counts["records_in"] += n
@@ -233,6 +239,8 @@ def _add(chunk: Chunk, row: dict, options: ParseOptions) -> None:
         chunk.counts["skipped:filter_min_chars"] += 1
     elif options.drop_reposts and row["reposted_post_id"] is not None:
         chunk.counts["skipped:filter_repost"] += 1
+    elif chunk.seen is not None and chunk.seen.is_repeat(row):
+        chunk.counts["deduplicated:post_id"] += 1
     else:
         chunk.rows.append(row)
 

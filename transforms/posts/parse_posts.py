@@ -16,6 +16,7 @@ import zstandard
 from transforms.posts.decompress import MAX_EXPANSION, DecompressedTooLarge, open_decompressed
 from transforms.posts.lines import read_lines
 from transforms.posts.parse import Chunk, ParseOptions, parse_line
+from transforms.posts.repeats import SeenPosts
 from transforms.posts.rows import rows_to_table
 
 __all__ = ["ParsePosts", "ParsedChunk", "parse_source"]
@@ -67,6 +68,7 @@ def parse_source(
     chunk_bytes: int = 32 << 20,
     max_decompressed_bytes: int | None = None,
     max_expansion: float | None = MAX_EXPANSION,
+    drop_repeats: bool = False,
 ):
     """Parse an open (possibly compressed) source, yielding a ``ParsedChunk`` every
     ``chunk_records`` records or ``chunk_bytes`` bytes of lines (and one at the end), so a chunk
@@ -76,8 +78,13 @@ def parse_source(
     break; the break itself is one ``read_error`` reject at the line where it happened. A
     compressed file that expands past ``max_decompressed_bytes`` or ``max_expansion`` (see
     ``open_decompressed``) likewise ends in one ``decompressed_too_large`` reject.
+
+    With ``drop_repeats``, later rows of a post that resolving is sure to drop are counted
+    ``deduplicated:post_id`` instead of yielded (``transforms.posts.repeats``): the pipeline's
+    output is the same, with less to convert, stage and resolve.
     """
-    chunk = Chunk(uri)
+    seen = SeenPosts() if drop_repeats else None
+    chunk = Chunk(uri, seen=seen)
     number = 0
     size = 0
     limits = {"max_decompressed_bytes": max_decompressed_bytes, "max_expansion": max_expansion}
@@ -101,7 +108,7 @@ def parse_source(
                 collector.resume()
                 yield finished
                 collector.pause()
-                chunk = Chunk(uri)
+                chunk = Chunk(uri, seen=seen)
                 size = 0
     except DecompressedTooLarge as exc:
         message = f"{uri}: {exc}; the rest of the file is not read"
@@ -123,7 +130,7 @@ class _ParseSourceFn(beam.DoFn):
     def process(self, uri: str):
         try:
             with fsspec.open(uri, "rb", **self._storage_options) as raw:
-                yield from parse_source(raw, uri, self._options, **self._limits)
+                yield from parse_source(raw, uri, self._options, drop_repeats=True, **self._limits)
         except (OSError, EOFError, ValueError, zstandard.ZstdError) as exc:
             # A file that breaks off (truncated gzip, unreadable) keeps what was read before;
             # the break itself is one reject naming the file.

@@ -21,6 +21,7 @@ __all__ = [
     "dedup_text",
     "resolution_keys",
     "resolve_bucket",
+    "row_score",
 ]
 
 # What is read of committed rows to resolve against them (plus the file path).
@@ -58,6 +59,12 @@ def resolution_keys(posts: pa.Table) -> pa.Table:
     media = pc.fill_null(pc.list_value_length(posts.column("media")), 0)
     keys = posts.select(RESOLVE_KEY_COLUMNS)
     return keys.append_column("score", pc.add(score, pc.cast(media, pa.int64())))
+
+
+def row_score(row: dict) -> int:
+    """``score`` (see ``resolution_keys``) of one row as ``parse.map_tweet`` makes it: its
+    non-null columns plus its media items."""
+    return sum(value is not None for value in row.values()) + len(row["media"] or ())
 
 
 def resolve_bucket(new: pa.Table, committed: pa.Table | None, deletes: set[str]) -> Resolution:
