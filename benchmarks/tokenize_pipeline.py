@@ -1,12 +1,21 @@
-"""Tokenize: tokens/s of `shardsmith tokenize` against the tokenizer's own encode_batch_fast.
+"""Tokenize: `shardsmith tokenize` end to end against the tokenizer's own encode_batch_fast.
 
-Anchor, measured in the same run: the same post texts, already in memory, encoded with the
-same tokenizer's ``encode_batch_fast`` (Rust, one thread per core) -- tokenizing and nothing
-else. The pipeline reads the posts dataset, renders documents, tokenizes, appends EOS, keys
-and shuffles globally, packs to seq_len, writes zstd Parquet and commits. The figure is anchor
-time / pipeline time (higher is better; DESIGN.md §7 target: >= 0.8x).
+Input (as in issue 13): realistic twarc2 lines (``transforms.samples.firehose``, 1.86 posts a
+line) ingested with ``shardsmith ingest posts``, and a 16k-vocab byte-level BPE trained on the
+texts of the smallest size. At each size (default: 100,000 lines, ~190k posts, ~5 M tokens;
+and 540,000 lines, ~1 M posts), measured in one run, on the same texts and cores:
 
-    python benchmarks/tokenize_pipeline.py [--posts 1000000] [--workers 2] [--seq-len 2048]
+* anchor: every post text, already in memory, encoded with the same ``tokenizer.json``'s
+  ``encode_batch_fast`` (Rust, one thread per core) -- tokenizing and nothing else;
+* shardsmith: ``shardsmith tokenize POSTS --to TOK --tokenizer DIR --seq-len 2048``, the CLI
+  from process start to exit with the default runner (reading, rendering, encoding, EOS, the
+  global shuffle, packing, zstd Parquet with provenance, the commit); figure = anchor time /
+  shardsmith time (DESIGN.md §7 target: >= 0.7x at 100k lines, >= 0.9x at 1 M posts);
+* datatrove's ParquetReader -> DocumentTokenizer (shuffle on, same tokenizer.json, EOS, 4
+  tasks, as many workers as cores) on the same Parquet files, run in its own virtualenv
+  (``make peers`` and ``tokenizers``); skipped with a note when absent. Target: slower than us.
+
+    python benchmarks/tokenize_pipeline.py [--lines 100000 540000] [--data DIR] [--repeat 1]
 
 (Not ``tokenize.py``: a script of that name shadows the standard library's ``tokenize``
 module, which numpy imports.)
@@ -15,81 +24,174 @@ module, which numpy imports.)
 from __future__ import annotations
 
 import argparse
-import datetime as dt
+import json
 import os
-import random
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
-import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from catalog import CommitRequest, Dataset, new_run_id
-from pipelines.tokenize import TokenizeConfig, run
-from runners.options import beam_options
-from schemas import POSTS, FileEntry
-from transforms.samples.x_text import LANG_TEMPLATES, compose_text
-from transforms.tokenize import load_tokenizer
+from catalog import Dataset
+from transforms.samples.firehose import write_firehose
+from transforms.tokenize.default_tokenizer import SPECIAL_TOKENS
 
-_FILES = 8
+BIN = Path(sys.executable).parent / "shardsmith"
+PEER = Path(__file__).resolve().parents[1] / ".peers" / "datatrove" / "bin" / "python"
+PEER_SCRIPT = Path(__file__).resolve().parent / "peers" / "datatrove_tokenize.py"
+_VOCAB = 16_384
+_LINES_A_FILE = 25_000
 
 
-def make_posts(url: str, n: int) -> list[str]:
-    """A posts dataset of ``n`` posts (1 to 4 sample sentences each) in 8 files; the texts."""
-    rng = random.Random(0)
-    langs = sorted(LANG_TEMPLATES)
-    texts = [
-        " ".join(compose_text(rng, rng.choice(langs)).text for _ in range(rng.randint(1, 4)))
-        for _ in range(n)
-    ]
-    ds = Dataset.create(url, "posts")
-    run_id, entries, t0 = new_run_id(), [], dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
-    per = -(-n // _FILES)
-    os.makedirs(ds.path("data"), exist_ok=True)
-    for f in range(_FILES):
-        part = range(f * per, min(n, (f + 1) * per))
-        cols = {field.name: pa.nulls(len(part), field.type) for field in POSTS.schema}
-        cols["post_id"] = pa.array([f"p{i}" for i in part])
-        cols["created_at"] = pa.array([t0] * len(part), POSTS.schema.field("created_at").type)
-        cols["text"] = pa.array([texts[i] for i in part])
-        rel = f"data/{run_id}-{f:05d}.parquet"
-        pq.write_table(pa.table(cols, schema=POSTS.schema), ds.path(rel), row_group_size=16384)
-        entries.append(FileEntry(rel, len(part), os.path.getsize(ds.path(rel)), "sha256:bench"))
-    ds.commit(CommitRequest(run_id=run_id, add=entries))
+def _cli(*args: str) -> float:
+    start = time.perf_counter()
+    done = subprocess.run([str(BIN), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    seconds = time.perf_counter() - start
+    if done.returncode:
+        raise SystemExit(f"shardsmith {' '.join(args)} failed:\n{done.stderr.decode()[-2000:]}")
+    return seconds
+
+
+def posts_dataset(data: Path, lines: int) -> Path:
+    """``lines`` twarc2 lines ingested into a posts dataset under ``data`` (reused if there)."""
+    posts = data / f"posts-{lines}"
+    if (posts / "dataset.json").exists():
+        return posts
+    src = data / f"firehose-{lines}"
+    shutil.rmtree(src, ignore_errors=True)
+    shutil.rmtree(posts, ignore_errors=True)
+    write_firehose(str(src), lines=lines, files=max(1, -(-lines // _LINES_A_FILE)))
+    seconds = _cli("ingest", "posts", str(src), "--to", str(posts))
+    print(f"(ingested {lines:,} lines in {seconds:.1f} s)")
+    shutil.rmtree(src)
+    return posts
+
+
+def post_texts(posts: Path) -> list[str]:
+    """The non-empty texts of the latest version, in file order."""
+    ds = Dataset.open(str(posts))
+    texts = []
+    for f in sorted(ds.files(), key=lambda f: f.path):
+        column = pq.read_table(ds.path(f.path), columns=["text"]).column("text")
+        texts += column.filter(pc.greater(pc.utf8_length(column), 0)).to_pylist()
     return texts
+
+
+def train_tokenizer(out: Path, texts: list[str]) -> Path:
+    """A byte-level BPE of ``_VOCAB`` ids trained on ``texts`` (reused if there), as a
+    directory ``AutoTokenizer`` loads (``tokenizer.json`` + ``tokenizer_config.json``)."""
+    if (out / "tokenizer.json").exists():
+        return out
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=_VOCAB,
+        special_tokens=list(SPECIAL_TOKENS.values()),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    tok.post_processor = processors.TemplateProcessing(single="$A", pair="$A $B:1")
+    out.mkdir(parents=True, exist_ok=True)
+    tok.save(str(out / "tokenizer.json"))
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "eos_token": SPECIAL_TOKENS["eos"],
+        "pad_token": SPECIAL_TOKENS["pad"],
+        "model_max_length": 1 << 20,
+    }
+    (out / "tokenizer_config.json").write_text(json.dumps(config))
+    return out
+
+
+def anchor(tokenizer: Path, texts: list[str]) -> tuple[float, int]:
+    """encode_batch_fast of ``texts``: seconds and tokens (EOS not counted)."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(tokenizer / "tokenizer.json"))
+    start = time.perf_counter()
+    encoded = tok.encode_batch_fast(texts, add_special_tokens=False)
+    seconds = time.perf_counter() - start
+    return seconds, sum(len(e.ids) for e in encoded)
+
+
+def shardsmith(posts: Path, out: Path, tokenizer: Path, seq_len: int) -> tuple[float, dict]:
+    """The CLI end to end: wall seconds and the run report."""
+    shutil.rmtree(out, ignore_errors=True)
+    seconds = _cli(
+        "tokenize", str(posts), "--to", str(out), "--tokenizer", str(tokenizer),
+        "--seq-len", str(seq_len),
+    )  # fmt: skip
+    return seconds, Dataset.open(str(out)).manifest().report
+
+
+def datatrove(posts: Path, tokenizer: Path, out: Path, workers: int) -> float | None:
+    """datatrove's ParquetReader -> DocumentTokenizer in its own virtualenv: wall seconds."""
+    if not PEER.exists():
+        print(f"datatrove: skipped ({PEER} not found; `make peers` installs it)")
+        return None
+    shutil.rmtree(out, ignore_errors=True)
+    args = [str(posts / "data"), str(tokenizer / "tokenizer.json"), str(out)]
+    start = time.perf_counter()
+    done = subprocess.run(
+        [str(PEER), str(PEER_SCRIPT), *args, "--workers", str(workers)], capture_output=True
+    )
+    seconds = time.perf_counter() - start
+    if done.returncode:
+        print(f"datatrove: failed, skipped\n{done.stderr.decode()[-1500:]}")
+        return None
+    return seconds
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load {one:.1f}/{five:.1f}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--posts", type=int, default=1_000_000)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--lines", type=int, nargs="+", default=[100_000, 540_000])
     parser.add_argument("--seq-len", type=int, default=2048)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="datatrove's")
+    parser.add_argument("--repeat", type=int, default=1, help="measurements per size")
+    parser.add_argument("--no-peer", action="store_true", help="skip datatrove")
+    parser.add_argument("--data", help="keep the generated inputs here (reused when present)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        texts = make_posts(f"{tmp}/posts", args.posts)
-        tok = load_tokenizer().backend()
-        start = time.perf_counter()
-        encoded = tok.encode_batch_fast(texts, add_special_tokens=False)
-        t_anchor = time.perf_counter() - start
-        tokens = sum(len(e.ids) for e in encoded)
-        del encoded
-
-        config = TokenizeConfig(
-            inputs=(f"{tmp}/posts",), dataset=f"{tmp}/tokens", seq_len=args.seq_len
+        tmp = Path(tmp)
+        data = Path(args.data) if args.data else tmp / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        sizes = sorted(args.lines)
+        tokenizer = train_tokenizer(
+            data / f"bpe-{_VOCAB}", post_texts(posts_dataset(data, sizes[0]))
         )
-        start = time.perf_counter()
-        report = run(config, beam_options("local", args.workers, []))
-        t_pipeline = time.perf_counter() - start
-    piped = report.stats["tokens"]
-    print(
-        f"input: {args.posts:,} posts, {tokens:,} tokens (+{args.posts:,} EOS); "
-        f"workers: {args.workers}; {report.stats['examples']:,.0f} examples of {args.seq_len}"
-    )
-    print(f"anchor (encode_batch_fast): {t_anchor:6.2f} s  {tokens / t_anchor:11,.0f} tokens/s")
-    print(
-        f"tokenize pipeline:          {t_pipeline:6.2f} s  {piped / t_pipeline:11,.0f} tokens/s"
-        f"  ratio {t_anchor / t_pipeline:.2f}x (same texts; time against time)"
-    )
+        for lines in sizes:
+            posts = posts_dataset(data, lines)
+            texts = post_texts(posts)
+            for _ in range(args.repeat):
+                t_anchor, tokens = anchor(tokenizer, texts)
+                t_ours, report = shardsmith(posts, tmp / "tokens", tokenizer, args.seq_len)
+                print(
+                    f"{lines:>9,} lines, {len(texts):>9,} posts, {tokens:>11,} tokens: "
+                    f"encode_batch_fast {t_anchor:6.2f} s  shardsmith {t_ours:6.2f} s  "
+                    f"ratio {t_anchor / t_ours:4.2f}x  "
+                    f"({report['stats']['examples']:,.0f} examples of {args.seq_len}; {_load()})"
+                )
+                if not args.no_peer:
+                    t_peer = datatrove(posts, tokenizer, tmp / "datatrove", args.workers)
+                    if t_peer:
+                        print(
+                            f"{'':>41}datatrove {t_peer:6.2f} s: shardsmith is "
+                            f"{t_peer / t_ours:4.2f}x datatrove's speed"
+                        )
+            del texts
 
 
 if __name__ == "__main__":

