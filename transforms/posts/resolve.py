@@ -64,7 +64,7 @@ def resolution_keys(posts: pa.Table) -> pa.Table:
 def row_score(row: dict) -> int:
     """``score`` (see ``resolution_keys``) of one row as ``parse.map_tweet`` makes it: its
     non-null columns plus its media items."""
-    return sum(value is not None for value in row.values()) + len(row["media"] or ())
+    return len(row) - [*row.values()].count(None) + len(row["media"] or ())
 
 
 def resolve_bucket(new: pa.Table, committed: pa.Table | None, deletes: set[str]) -> Resolution:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import unicodedata
 
@@ -117,6 +118,9 @@ class _UrlSpans:
         return i >= 0 and pos < self._ends[i]
 
 
+# Reposts of one post share its text (and a popular post is reposted many times over), so a
+# bounded cache of recent texts saves most of the regex work on real streams.
+@functools.lru_cache(maxsize=1 << 16)
 def dedup_hash(text: str) -> int:
     """A 64-bit hash of the text as a reader sees it: a repost's ``RT @user:`` prefix, links
     (t.co links differ between copies), case and spacing do not count; 0 for no text."""
