@@ -47,9 +47,17 @@ _VOCAB = 16_384
 _LINES_A_FILE = 25_000
 
 
-def _cli(*args: str) -> float:
+def _cli(*args: str, checkout: Path | None = None) -> float:
+    """Wall seconds of one ``shardsmith`` command, start to exit; ``checkout``: the CLI of
+    another checkout of the project (its code first on the path of the CLI and its workers)."""
+    command, env = [str(BIN)], None
+    if checkout is not None:
+        command = [sys.executable, "-m", "runners.cli"]
+        env = {**os.environ, "PYTHONPATH": str(checkout)}
     start = time.perf_counter()
-    done = subprocess.run([str(BIN), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    done = subprocess.run(
+        [*command, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=checkout
+    )
     seconds = time.perf_counter() - start
     if done.returncode:
         raise SystemExit(f"shardsmith {' '.join(args)} failed:\n{done.stderr.decode()[-2000:]}")
@@ -122,12 +130,14 @@ def anchor(tokenizer: Path, texts: list[str]) -> tuple[float, int]:
     return seconds, sum(len(e.ids) for e in encoded)
 
 
-def shardsmith(posts: Path, out: Path, tokenizer: Path, seq_len: int) -> tuple[float, dict]:
+def shardsmith(
+    posts: Path, out: Path, tokenizer: Path, seq_len: int, checkout: Path | None = None
+) -> tuple[float, dict]:
     """The CLI end to end: wall seconds and the run report."""
     shutil.rmtree(out, ignore_errors=True)
     seconds = _cli(
         "tokenize", str(posts), "--to", str(out), "--tokenizer", str(tokenizer),
-        "--seq-len", str(seq_len),
+        "--seq-len", str(seq_len), checkout=checkout,
     )  # fmt: skip
     return seconds, Dataset.open(str(out)).manifest().report
 
@@ -163,6 +173,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="measurements per size")
     parser.add_argument("--no-peer", action="store_true", help="skip datatrove")
     parser.add_argument("--data", help="keep the generated inputs here (reused when present)")
+    parser.add_argument(
+        "--compare-with",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also time the CLI of this checkout (e.g. `git worktree add /tmp/old REV`)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -184,6 +200,14 @@ def main() -> None:
                     f"ratio {t_anchor / t_ours:4.2f}x  "
                     f"({report['stats']['examples']:,.0f} examples of {args.seq_len}; {_load()})"
                 )
+                if args.compare_with:
+                    t_old, _ = shardsmith(
+                        posts, tmp / "tokens", tokenizer, args.seq_len, args.compare_with
+                    )
+                    print(
+                        f"{'':>41}{args.compare_with}: {t_old:6.2f} s  "
+                        f"ratio {t_anchor / t_old:4.2f}x"
+                    )
                 if not args.no_peer:
                     t_peer = datatrove(posts, tokenizer, tmp / "datatrove", args.workers)
                     if t_peer:

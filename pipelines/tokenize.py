@@ -202,7 +202,7 @@ def build(pipeline, config: TokenizeConfig, the_plan: Plan):
     import apache_beam as beam
 
     from transforms import WriteShards
-    from transforms.tokenize import PackShards, TokenizeDocuments
+    from transforms.tokenize import PackShards, StageTo, TokenizeDocuments
 
     so = dict(config.storage_options)
     special = the_plan.tokenizer.special_ids
@@ -212,6 +212,7 @@ def build(pipeline, config: TokenizeConfig, the_plan: Plan):
             the_plan.tokenizer, config.seed, the_plan.shards, config.patch, config.threads
         ),
         storage_options=so,
+        stage_to=StageTo(config.dataset, the_plan.run_id),
     )
     packed = (
         chunks

@@ -240,6 +240,7 @@ class CameraFile:
             target = pending[0]
             key = self._key_for(target)
             wanted = set(pending)
+            unfed = set(pending)  # wanted frames whose packet the decoder has not had yet
             progressed = False  # a frame was found since the last seek (no seek loop)
             try:
                 if self._iter is None or target <= self._last_out or key > self._last_out:
@@ -247,9 +248,18 @@ class CameraFile:
                 for packet in self._iter:
                     if packet.pts is not None:
                         self._position = packet.pts
+                        unfed.discard(packet.pts)
                     keep = packet.pts is None or packet.pts in wanted
                     ctx.skip_frame = "DEFAULT" if keep else "NONREF"
-                    for frame in packet.decode():
+                    frames = packet.decode()
+                    if keep and self._drain_now(packet.pts, unfed):
+                        # The decoder holds frames back to put them in display order: it
+                        # would give this one only after decoding the next reference frames,
+                        # which nothing needs. Draining hands it over at once; the next
+                        # wanted frame is past a keyframe, so a seek follows anyway.
+                        frames += ctx.decode(None)
+                        self._iter = None
+                    for frame in frames:
                         if frame.pts is None:
                             continue
                         self._last_out = frame.pts
@@ -265,6 +275,8 @@ class CameraFile:
                             progressed = True
                     if not pending:
                         return
+                    if self._iter is None:
+                        break  # drained: seek to the next wanted frame's keyframe
                     if progressed and self._key_for(pending[0]) > (self._position or 0):
                         break  # a keyframe lies ahead: seeking beats decoding through
                 else:
@@ -274,6 +286,13 @@ class CameraFile:
                 at = (self._position or 0) * self._tb
                 self._iter = None
                 raise VideoError("decode_error", f"{type(exc).__name__}: {exc}", at_s=at) from None
+
+    def _drain_now(self, pts: int | None, unfed: set[int]) -> bool:
+        """Whether every wanted frame before the next keyframe has been fed (at ``pts``)."""
+        if pts is None:
+            return False
+        nearest = min(unfed, default=None)
+        return nearest is None or self._key_for(nearest) > pts
 
     def _key_for(self, pts: int) -> int:
         """The last keyframe at or before ``pts``."""

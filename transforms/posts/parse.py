@@ -120,12 +120,12 @@ def parse_line(data: bytes, number: int, chunk: Chunk, options: ParseOptions) ->
         chunk.reject(locator, "not_an_object", f"expected a JSON object, got {_kind(obj)}", data)
         return
     try:
-        _dispatch(obj, data, locator, chunk, options)
+        _dispatch(obj, data, number, chunk, options)
     except RecordError as exc:
         chunk.reject(locator, exc.reason, str(exc), data)
 
 
-def _dispatch(obj: dict, data: bytes, locator: str, chunk: Chunk, options: ParseOptions) -> None:
+def _dispatch(obj: dict, data: bytes, number: int, chunk: Chunk, options: ParseOptions) -> None:
     if obj.get("action") == "delete":
         chunk.deletes.append(_id(obj, "id", required=True))
         chunk.skip("compliance_delete")
@@ -139,10 +139,10 @@ def _dispatch(obj: dict, data: bytes, locator: str, chunk: Chunk, options: Parse
         return
     if isinstance(payload, list | dict):
         items = [payload] if isinstance(payload, dict) else payload
-        _page(obj, items, locator, data, chunk, options)
+        _page(obj, items, number, data, chunk, options)
         return
     if "id" in obj or "text" in obj:
-        _tweet_and_refs(obj, {}, {}, locator, data, chunk, options)
+        _tweet_and_refs(obj, number, data, chunk, options)
         return
     errors = obj.get("errors")
     if isinstance(errors, list):
@@ -156,7 +156,7 @@ def _dispatch(obj: dict, data: bytes, locator: str, chunk: Chunk, options: Parse
 
 
 def _page(
-    obj: dict, items: list, locator: str, data: bytes, chunk: Chunk, options: ParseOptions
+    obj: dict, items: list, number: int, data: bytes, chunk: Chunk, options: ParseOptions
 ) -> None:
     errors = obj.get("errors")
     if isinstance(errors, list) and errors:
@@ -185,27 +185,28 @@ def _page(
     _check_posts(len(items) + len(included), "data and includes.tweets")
     for where, tweets in (("data", items), ("includes.tweets", included)):
         for i, tweet in enumerate(tweets):
-            at = f"{locator} {where}[{i}]"
             if not isinstance(tweet, dict):
+                at = f"line {number} {where}[{i}]"
                 chunk.reject(at, "wrong_type", f"{where}[{i}]: expected an object", b"")
                 continue
             try:
-                _add(chunk, map_tweet(tweet, users, media, chunk.source_uri, at), options)
+                _add(chunk, map_tweet(tweet, users, media, chunk.source_uri, number), options)
             except RecordError as exc:
+                at = f"line {number} {where}[{i}]"
                 chunk.reject(at, exc.reason, str(exc), _payload(tweet, data))
 
 
-def _tweet_and_refs(obj, users, media, locator, data, chunk, options) -> None:
+def _tweet_and_refs(obj: dict, number: int, data: bytes, chunk: Chunk, options) -> None:
     refs = _list(obj.get("referenced_tweets"), "referenced_tweets")
     _check_posts(1 + len(refs), "a post and its referenced_tweets")
-    _add(chunk, map_tweet(obj, users, media, chunk.source_uri, locator), options)
+    _add(chunk, map_tweet(obj, {}, {}, chunk.source_uri, number), options)
     # twarc2 inlines referenced tweets, each a post of its own.
     for i, ref in enumerate(refs):
         if isinstance(ref, dict) and "text" in ref:
-            at = f"{locator} referenced_tweets[{i}]"
             try:
-                _add(chunk, map_tweet(ref, users, media, chunk.source_uri, at), options)
+                _add(chunk, map_tweet(ref, {}, {}, chunk.source_uri, number), options)
             except RecordError as exc:
+                at = f"line {number} referenced_tweets[{i}]"
                 chunk.reject(at, exc.reason, str(exc), _payload(ref, data))
 
 
@@ -245,8 +246,9 @@ def _add(chunk: Chunk, row: dict, options: ParseOptions) -> None:
         chunk.rows.append(row)
 
 
-def map_tweet(t: dict, users: dict, media: dict, source_uri: str, locator: str) -> dict:
-    """One tweet object (any form) -> a row of the ``posts`` schema; ``RecordError`` if bad."""
+def map_tweet(t: dict, users: dict, media: dict, source_uri: str, line: int) -> dict:
+    """One tweet object (any form), from ``line`` of ``source_uri`` -> a row of the ``posts``
+    schema; ``RecordError`` if bad. ``users`` and ``media`` are a page's includes by id."""
     pid = _id(t, "id", required=True)
     text = t.get("text")
     if text is None:
@@ -254,7 +256,9 @@ def map_tweet(t: dict, users: dict, media: dict, source_uri: str, locator: str) 
     if not isinstance(text, str):
         raise RecordError("wrong_type", f"text: expected a string, got {_kind(text)}")
     created = _timestamp(t)
-    author = t.get("author") if isinstance(t.get("author"), dict) else None
+    author = t.get("author")
+    if not isinstance(author, dict):
+        author = None
     author_id = _id(t, "author_id") or (_id(author, "author.id", key="id") if author else None)
     if author_id is None:
         raise RecordError("missing_field", "author_id: missing")
@@ -276,11 +280,13 @@ def map_tweet(t: dict, users: dict, media: dict, source_uri: str, locator: str) 
     for column in refs:
         if refs[column] is None and t.get(column) is not None:
             refs[column] = _id(t, column)
-    metrics = t.get("public_metrics") if isinstance(t.get("public_metrics"), dict) else t
+    metrics = t.get("public_metrics")
+    if not isinstance(metrics, dict):
+        metrics = t
     history = t.get("edit_history_tweet_ids", t.get("edit_history_ids"))
     if history is None:
         history = [pid]
-    elif not isinstance(history, list) or not all(_is_id(h) for h in history):
+    elif not isinstance(history, list) or not all(map(_is_id, history)):
         raise RecordError("wrong_type", "edit_history_tweet_ids: expected a list of ids")
     return {
         "post_id": pid,
@@ -300,10 +306,10 @@ def map_tweet(t: dict, users: dict, media: dict, source_uri: str, locator: str) 
         "reply_count": _int(metrics, "reply_count"),
         "quote_count": _int(metrics, "quote_count"),
         "possibly_sensitive": _bool(t.get("possibly_sensitive"), "possibly_sensitive"),
-        "edit_history_ids": [str(h) for h in history],
+        "edit_history_ids": list(map(str, history)),
         "text_hash": dedup_hash(text),
         "source_uri": source_uri,
-        "source_line": int(locator.split()[1]),
+        "source_line": line,
     }
 
 
@@ -336,11 +342,9 @@ def _values(ents: dict, kind: str, key: str) -> list[str]:
     items = ents.get(kind)
     if items is None:
         return []
-    return [
-        e[key]
-        for e in _list(items, f"entities.{kind}")
-        if isinstance(e, dict) and isinstance(e.get(key), str)
-    ]
+    if not isinstance(items, list):
+        _list(items, f"entities.{kind}")  # raises: not an array
+    return [e[key] for e in items if isinstance(e, dict) and isinstance(e.get(key), str)]
 
 
 def _media(t: dict, media: dict) -> list[dict]:

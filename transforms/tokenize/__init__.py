@@ -15,6 +15,7 @@ _EXPORTS = {
     "PackShards": "transforms.tokenize.pack_shards",
     "PackedShard": "transforms.tokenize.pack_shards",
     "Rendered": "transforms.tokenize.documents",
+    "StageTo": "transforms.tokenize.tokenize_documents",
     "TokenizeDocuments": "transforms.tokenize.tokenize_documents",
     "TokenizedChunk": "transforms.tokenize.tokenize_documents",
     "TokenizerSpec": "transforms.tokenize.tokenizer",

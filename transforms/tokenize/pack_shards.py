@@ -9,6 +9,7 @@ from typing import Any
 import apache_beam as beam
 import pyarrow as pa
 
+from catalog.staging import StagedRows, read_staged
 from catalog.storage import open_url
 from schemas import TOKENS
 from transforms.parquet_writer import RollingParquetWriter, WrittenFile
@@ -62,7 +63,10 @@ class _PackFn(beam.DoFn):
         self._fs, self._root = open_url(self._url, self._storage_options)
 
     def process(self, element):
-        shard, tables = element
+        shard, pieces = element
+        tables = [
+            read_staged(self._fs, self._root, p) if isinstance(p, StagedRows) else p for p in pieces
+        ]
         writer = RollingParquetWriter(
             self._fs,
             self._root,
@@ -73,12 +77,15 @@ class _PackFn(beam.DoFn):
             row_group_rows=TOKENS.row_group_rows,
             row_group_bytes=TOKENS.row_group_bytes,
         )
-        stats = pack_shard(sort_documents(list(tables)), self._opts, writer)
+        stats = pack_shard(sort_documents(tables), self._opts, writer)
         yield PackedShard([WrittenFile(e, ()) for e in writer.close()], stats)
 
 
 class PackShards(beam.PTransform):
     """Pack ``(shard, documents)`` pieces into ``tokens`` files, one group of files per shard.
+
+    A piece's documents are a table or ``catalog.staging.StagedRows`` in ``dataset``'s staging
+    area (``TokenizeDocuments(stage_to=...)``).
 
     Each shard's documents are sorted by shuffle key and packed (``PackOptions``); its files
     are named ``<run_id>-<nnnnn>.parquet`` with ``nnnnn`` = shard + k * shards. The output is a

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from catalog.staging import StagedRows, staging_dir, write_staged
 from catalog.storage import open_url
 from transforms.read_shards import read_row_group, row_groups
 from transforms.run_report import tally
@@ -24,7 +26,7 @@ from transforms.tokenize.documents import (
 from transforms.tokenize.shuffle import shuffle_keys
 from transforms.tokenize.tokenizer import TokenizerSpec, encode_texts
 
-__all__ = ["DocumentOptions", "InputVersion", "TokenizeDocuments", "TokenizedChunk"]
+__all__ = ["DocumentOptions", "InputVersion", "StageTo", "TokenizeDocuments", "TokenizedChunk"]
 
 _COLUMNS = {
     "posts": ["post_id", "text"],
@@ -63,12 +65,39 @@ class DocumentOptions:
     threads: bool = False
 
 
+@dataclass(frozen=True)
+class StageTo:
+    """Where tokenized documents wait for packing: the staging area of run ``run_id`` in the
+    dataset ``url`` (``catalog.staging``; removed when the run commits or fails)."""
+
+    url: str
+    run_id: str
+
+
 @dataclass
 class TokenizedChunk:
-    """What tokenizing one row group gives: ``(shard, documents)`` pieces and a tally."""
+    """What tokenizing one row group gives: ``(shard, documents)`` pieces and a tally. A
+    piece's documents are a table, or ``StagedRows`` naming where they were staged."""
 
-    pieces: list[tuple[int, pa.Table]] = field(default_factory=list)
+    pieces: list[tuple[int, pa.Table | StagedRows]] = field(default_factory=list)
     tally: dict[str, int] = field(default_factory=dict)
+
+
+def _stage(chunk: TokenizedChunk, fs, root: str, path: str) -> TokenizedChunk:
+    """``chunk`` with its tables written to ``path`` (one record batch per shard) and its
+    pieces turned into references: only a few bytes per piece cross Beam's data plane, not
+    every token id, and the runner never holds the run's documents in memory."""
+    if not chunk.pieces:
+        return chunk
+    write_staged(fs, root, path, [table for _, table in chunk.pieces])
+    pieces = [(shard, StagedRows(path, b)) for b, (shard, _) in enumerate(chunk.pieces)]
+    return TokenizedChunk(pieces, chunk.tally)
+
+
+def _staged_name(run_id: str, *parts) -> str:
+    # One file per unit of work, named after the unit: a retried bundle rewrites its own file.
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=10).hexdigest()
+    return f"{staging_dir(run_id)}/docs-{digest}.arrow"
 
 
 def tokenize_rendered(
@@ -106,13 +135,32 @@ class _ReadFn(beam.DoFn):
         return read_row_group(fs, root, path, index, spec.schema, self._columns[spec.kind])
 
 
+class _Stager:
+    """Stages a DoFn's chunks in ``stage_to`` (passes them on as they are without one)."""
+
+    def __init__(self, stage_to: StageTo | None, storage_options):
+        self._stage_to, self._stage_options = stage_to, storage_options
+
+    def setup(self):
+        if self._stage_to is not None:
+            self._stage_fs = open_url(self._stage_to.url, self._stage_options)
+
+    def staged(self, chunk: TokenizedChunk, *unit) -> TokenizedChunk:
+        if self._stage_to is None:
+            return chunk
+        fs, root = self._stage_fs
+        return _stage(chunk, fs, root, _staged_name(self._stage_to.run_id, *unit))
+
+
 class _TokenizeRowGroupFn(_ReadFn):
-    def __init__(self, inputs, storage_options, opts: DocumentOptions):
+    def __init__(self, inputs, storage_options, opts: DocumentOptions, stage_to):
         super().__init__(inputs, storage_options, _COLUMNS)
         self._opts = opts
+        self._stager = _Stager(stage_to, storage_options)
 
     def setup(self):
         super().setup()
+        self._stager.setup()
         self._tok = self._opts.tokenizer.backend()
 
     def process(self, unit):
@@ -124,9 +172,10 @@ class _TokenizeRowGroupFn(_ReadFn):
             rendered = clip_documents(table, path, self._tok, special, self._opts.patch)
         else:
             rendered = post_documents(table, path)
-        yield tokenize_rendered(
+        chunk = tokenize_rendered(
             rendered, spec.kind, spec.label, self._opts, self._tok, table.num_rows
         )
+        yield self._stager.staged(chunk, *unit)
 
 
 class _ThreadBucketsFn(_ReadFn):
@@ -146,20 +195,23 @@ class _ThreadBucketsFn(_ReadFn):
 
 
 class _TokenizeThreadsFn(beam.DoFn):
-    def __init__(self, inputs, opts: DocumentOptions):
+    def __init__(self, inputs, opts: DocumentOptions, stage_to, storage_options):
         self._inputs, self._opts = inputs, opts
+        self._stager = _Stager(stage_to, storage_options)
 
     def setup(self):
+        self._stager.setup()
         self._tok = self._opts.tokenizer.backend()
 
     def process(self, element):
-        (i, _), tables = element
+        (i, bucket), tables = element
         table = pa.concat_tables(list(tables))
         rendered = thread_documents(table)
         spec = self._inputs[i]
-        yield tokenize_rendered(
+        chunk = tokenize_rendered(
             rendered, "threads", spec.label, self._opts, self._tok, table.num_rows
         )
+        yield self._stager.staged(chunk, "threads", i, bucket)
 
 
 class _SplitFn(beam.DoFn):
@@ -182,6 +234,8 @@ class TokenizeDocuments(beam.PTransform):
     The output is a PCollection of ``TokenizedChunk``: ``(shard, documents table)`` pieces
     (``transforms.tokenize.documents.DOCS_SCHEMA``) ready to be grouped by shard and packed,
     and a tally of the rows read, written as documents, or skipped (empty text, empty clip).
+    With ``stage_to``, the tables are written to that run's staging area and the pieces are
+    ``(shard, catalog.staging.StagedRows)`` references to them.
 
     Example::
 
@@ -190,7 +244,8 @@ class TokenizeDocuments(beam.PTransform):
     Args:
         inputs: the versions to read (``InputVersion``).
         opts: tokenizer, seed, shards, patch size, threads.
-        storage_options: fsspec options for the inputs (never stored).
+        storage_options: fsspec options for the inputs and ``stage_to`` (never stored).
+        stage_to: stage the documents there instead of passing them through Beam.
     """
 
     def __init__(
@@ -199,6 +254,7 @@ class TokenizeDocuments(beam.PTransform):
         opts: DocumentOptions,
         *,
         storage_options: Mapping[str, Any] | None = None,
+        stage_to: StageTo | None = None,
     ):
         super().__init__()
         if opts.shards < 1:
@@ -208,6 +264,7 @@ class TokenizeDocuments(beam.PTransform):
         self._inputs = tuple(inputs)
         self._opts = opts
         self._storage_options = dict(storage_options or {})
+        self._stage_to = stage_to
 
     def expand(self, pbegin):
         so = self._storage_options
@@ -220,7 +277,7 @@ class TokenizeDocuments(beam.PTransform):
         )
         if not self._opts.threads:
             return units | "Tokenize" >> beam.ParDo(
-                _TokenizeRowGroupFn(self._inputs, so, self._opts)
+                _TokenizeRowGroupFn(self._inputs, so, self._opts, self._stage_to)
             )
         # Threads need every post of a conversation in one place: posts datasets go through a
         # grouping by thread first; clips are tokenized as they are.
@@ -231,10 +288,12 @@ class TokenizeDocuments(beam.PTransform):
             posts
             | "ByThread" >> beam.ParDo(_ThreadBucketsFn(self._inputs, so))
             | "GroupThreads" >> beam.GroupByKey()
-            | "TokenizeThreads" >> beam.ParDo(_TokenizeThreadsFn(self._inputs, self._opts))
+            | "TokenizeThreads"
+            >> beam.ParDo(_TokenizeThreadsFn(self._inputs, self._opts, self._stage_to, so))
         )
         return (
             threads,
             clips
-            | "TokenizeClips" >> beam.ParDo(_TokenizeRowGroupFn(self._inputs, so, self._opts)),
+            | "TokenizeClips"
+            >> beam.ParDo(_TokenizeRowGroupFn(self._inputs, so, self._opts, self._stage_to)),
         ) | "AllDocuments" >> beam.Flatten()

@@ -13,8 +13,10 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from runners.errors import UserError
@@ -136,9 +138,18 @@ def encode_texts(tokenizer, texts: list[str], eos_id: int) -> pa.ListArray:
     BOS/CLS: documents are packed back to back).
     """
     encodings = tokenizer.encode_batch_fast(texts, add_special_tokens=False)
-    eos = [eos_id]
-    # Arrow builds list<int32> from Python lists faster than numpy copies do, one by one.
-    return pa.array([e.ids + eos for e in encodings], pa.list_(pa.int32()))
+    n = len(encodings)
+    # Every id goes once into one int32 buffer (EOS in place), and Arrow's list array is made
+    # from that buffer and the documents' offsets: no Python list per document, no list of
+    # lists for Arrow to walk (~3x faster than pa.array([e.ids + [eos] ...])).
+    offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, encodings), np.int64, n) + 1, out=offsets[1:])
+    ends = offsets[1:] - 1
+    flat = np.full(int(offsets[-1]), eos_id, np.int32)
+    body = np.ones(len(flat), bool)
+    body[ends] = False
+    flat[body] = np.fromiter(chain.from_iterable(e.ids for e in encodings), np.int32, len(flat) - n)
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(flat, pa.int32()))
 
 
 _PATCH_RUN = re.compile(r"(?:<\|patch\|>){2,}")
