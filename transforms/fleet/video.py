@@ -289,7 +289,10 @@ class CameraFile:
 
     def _drain_now(self, pts: int | None, unfed: set[int]) -> bool:
         """Whether every wanted frame before the next keyframe has been fed (at ``pts``)."""
-        if pts is None:
+        if pts is None or self.problems:
+            # A file that breaks off is decoded on as it always was: reading past the last
+            # wanted frame is where its break shows (a reject), and draining would change
+            # which of its frames are kept.
             return False
         nearest = min(unfed, default=None)
         return nearest is None or self._key_for(nearest) > pts

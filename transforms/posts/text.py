@@ -74,6 +74,7 @@ def extract_entities(text: str) -> Entities:
     )
 
 
+@functools.lru_cache(maxsize=1 << 16)  # reposts share their post's text, as for dedup_hash
 def scrub_pii(text: str) -> tuple[str, int]:
     """Replace e-mail addresses with ``<email>`` and phone numbers with ``<phone>``.
 
