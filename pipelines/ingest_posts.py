@@ -26,10 +26,6 @@ SUFFIXES = tuple(
     base + comp for base in (".jsonl", ".ndjson", ".json") for comp in ("", ".gz", ".zst", ".zstd")
 )
 _BUCKET_BYTES = 256 << 20
-# A day's posts go to one Parquet writer per this much input: a large run's writing is spread
-# over the workers instead of one writing while the others wait.
-_WRITER_BYTES = 2 << 30
-_MAX_WRITERS = 8
 
 
 @dataclass(frozen=True)
@@ -102,7 +98,6 @@ class Plan:
     base_version: int
     base_files: list[str]
     buckets: int
-    writers: int = 1
 
 
 def plan(config: IngestPostsConfig, run_id: str | None = None) -> Plan:
@@ -123,7 +118,6 @@ def plan(config: IngestPostsConfig, run_id: str | None = None) -> Plan:
         base_version=manifest.version if manifest else 0,
         base_files=[f.path for f in manifest.files] if manifest else [],
         buckets=max(8, min(4096, total // _BUCKET_BYTES + 1)),
-        writers=max(1, min(_MAX_WRITERS, total // _WRITER_BYTES)),
     )
 
 
@@ -183,7 +177,6 @@ def build(pipeline, config: IngestPostsConfig, the_plan: Plan):
         base_version=the_plan.base_version,
         target_file_bytes=config.target_file_bytes,
         max_reject_rate=config.max_reject_rate,
-        writers_per_partition=the_plan.writers,
     )
 
 

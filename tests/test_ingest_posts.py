@@ -373,20 +373,3 @@ def test_sources_and_dataset_on_s3(moto_endpoint):
     raw = ds.fs.cat_file(ds.path("manifests/v00000001.json")).decode()
     assert "testing" not in raw and moto_endpoint not in raw
     assert [s.uri for s in ds.manifest().sources] == [f"s3://{bucket}/in/hand.jsonl"]
-
-
-def test_several_writers_a_day_write_the_same_rows(sample, ingested, tmp_path, monkeypatch):
-    """A large input spreads each day over several writers (files); the rows are the same."""
-    import pipelines.ingest_posts as ingest_posts
-
-    root, _ = sample
-    monkeypatch.setattr(ingest_posts, "_WRITER_BYTES", 1)  # as many writers as allowed
-    url = tmp_path / "posts"
-    report = _ingest([root], url)
-    one_writer = read_version(Dataset.open(str(ingested[0])))
-    several = read_version(Dataset.open(str(url)))
-    key = [("post_id", "ascending")]
-    assert several.sort_by(key).equals(one_writer.sort_by(key))
-    days = {f.path.rsplit("/", 1)[0] for f in Dataset.open(str(url)).files()}
-    assert report.files_written > len(days)  # some day went to more than one file
-    assert report.records_written == ingested[1].records_written
