@@ -199,8 +199,17 @@ def test_same_seed_same_bytes(tmp_path):
     generate_fleet_sample(str(b), cfg)
     files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
     assert len(files) > 5
-    differ = [str(f) for f in files if (a / f).read_bytes() != (b / f).read_bytes()]
-    assert differ == []
+    differ = [_difference(f, (a / f).read_bytes(), (b / f).read_bytes()) for f in files]
+    assert [d for d in differ if d] == []
+
+
+def _difference(name, first: bytes, second: bytes) -> str:
+    """Where two generations of one file part (for a failure worth reading), '' if equal."""
+    if first == second:
+        return ""
+    at = next((i for i, (x, y) in enumerate(zip(first, second, strict=False)) if x != y), None)
+    at = min(len(first), len(second)) if at is None else at
+    return f"{name}: {len(first)} vs {len(second)} bytes, first difference at byte {at}"
 
 
 def test_rgb_to_yuv_matches_ffmpeg(tmp_path):
