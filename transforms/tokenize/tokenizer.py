@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from runners.errors import UserError
 from transforms.tokenize.default_tokenizer import DEFAULT_DIR, DEFAULT_NAME, SPECIAL_TOKENS
+from transforms.tokenize.plain_tokenizer import read_plain_tokenizer
 
 __all__ = ["TokenizerSpec", "collapse_patches", "encode_texts", "load_tokenizer"]
 
@@ -104,6 +105,9 @@ def load_tokenizer(name: str | None = None) -> TokenizerSpec:
         # Ours: it has every special token already, and loading it needs no transformers import
         # (seconds, with torch installed). A test checks AutoTokenizer gives the same ids.
         original = Tokenizer.from_file(str(DEFAULT_DIR / "tokenizer.json")).to_str()
+    elif (plain := read_plain_tokenizer(name)) is not None:
+        original, own = plain
+        wanted.update(own)
     else:
         hf = _from_transformers(name)
         backend = getattr(hf, "backend_tokenizer", None)
