@@ -273,10 +273,15 @@ class CameraFile:
                             wanted.discard(frame.pts)
                             pending.pop(0)
                             progressed = True
+                    if self._iter is None:
+                        # Drained: a wanted frame fed but not given back is not to be had
+                        # (a damaged packet); seek on to the next wanted frame's keyframe.
+                        pending = [p for p in pending if p in unfed]
+                        if not pending:
+                            return
+                        break
                     if not pending:
                         return
-                    if self._iter is None:
-                        break  # drained: seek to the next wanted frame's keyframe
                     if progressed and self._key_for(pending[0]) > (self._position or 0):
                         break  # a keyframe lies ahead: seeking beats decoding through
                 else:
