@@ -12,8 +12,6 @@ parser's message.
 
 from __future__ import annotations
 
-import io
-import itertools
 import json
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -21,10 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
+from transforms.fleet.ahead import decode_ahead
+from transforms.fleet.camera import Camera, CameraPart
 from transforms.fleet.discover import SessionSpec, open_source
-from transforms.fleet.quality import blur_score, is_black, luma, nearly_same
 from transforms.fleet.telemetry import SIGNALS, Telemetry, load_telemetry
 from transforms.fleet.video import CameraFile, VideoError
 
@@ -61,47 +59,6 @@ class WindowPiece:
 
 def clip_id(spec: SessionSpec, window: int) -> str:
     return f"{spec.vehicle_id or '-'}/{spec.session_id}/{window:05d}"
-
-
-class _Camera:
-    """A camera's files on one timeline: frame times (µs) with the file and pts of each."""
-
-    def __init__(self, name: str, files: list[CameraFile]):
-        self.name, self.files = name, files
-        self.ts = np.concatenate([f.frame_ts_us for f in files])
-        self.file_of = np.concatenate([np.full(len(f.pts), i) for i, f in enumerate(files)])
-        self.pts = np.concatenate([f.pts for f in files])
-        self.keyframe = np.concatenate([np.isin(f.pts, f.keyframes) for f in files])
-        gaps = [np.concatenate([f.gap_frames, [0]]) for f in files]
-        self.gap_after = np.concatenate(gaps)
-        order = np.argsort(self.ts, kind="stable")
-        for name_ in ("ts", "file_of", "pts", "keyframe", "gap_after"):
-            setattr(self, name_, getattr(self, name_)[order])
-        fps = max(f.fps for f in files) or 1.0
-        self.frame_us = 1e6 / fps
-        self.broken: set[int] = set()
-
-    def nearest(self, at_us: np.ndarray, keyframes_only: bool) -> list[int | None]:
-        """For each time, the index of the nearest frame, or None where the camera has none.
-
-        A camera covers a time when the frames around it are no further apart than 2.5 typical
-        frame periods (so variable frame rates are covered, a dropout is not), or, before its
-        first or after its last frame, when one lies within half a period.
-        """
-        index = np.flatnonzero(self.keyframe) if keyframes_only else np.arange(len(self.ts))
-        ts = self.ts[index]
-        period = float(np.median(np.diff(ts))) if len(ts) > 1 else self.frame_us
-        out: list[int | None] = []
-        for t, p in zip(at_us, np.searchsorted(ts, at_us), strict=True):
-            before, after = (p - 1 if p > 0 else None), (p if p < len(ts) else None)
-            if before is not None and after is not None:
-                covered = ts[after] - ts[before] <= 2.5 * period
-                best = before if t - ts[before] <= ts[after] - t else after
-            else:
-                best = before if before is not None else after
-                covered = abs(ts[best] - t) <= period / 2 + 1000
-            out.append(int(index[best]) if covered else None)
-        return out
 
 
 def _reject(piece: WindowPiece, uri: str, locator: str, reason: str, message: str) -> None:
@@ -148,12 +105,6 @@ def _telemetry(spec: SessionSpec, so: Mapping[str, Any], piece: WindowPiece) -> 
     return tel if len(tel.ts_us) else None
 
 
-def _jpeg(rgb: np.ndarray, quality: int) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
-
-
 def ingest_session(
     spec: SessionSpec,
     options: FleetOptions,
@@ -172,7 +123,7 @@ def ingest_session(
     event = _event(spec, storage_options, first)
     tel = _telemetry(spec, storage_options, first)
     fallback = int(spec.name_time.timestamp() * 1e6) if spec.name_time else 0
-    cameras: list[_Camera] = []
+    cameras: list[Camera] = []
     opened: list[CameraFile] = []
     try:
         for name, urls in sorted(spec.cameras.items()):
@@ -188,7 +139,7 @@ def ingest_session(
                     _reject(first, url, f"t={p.at_s:.3f}s", p.reason, str(p))
             opened.extend(files)
             if files:
-                cameras.append(_Camera(name, files))
+                cameras.append(Camera(name, files))
         yield first
         if not cameras:
             return
@@ -200,43 +151,19 @@ def ingest_session(
         # Only windows holding a frame are cut one by one; a run of windows without any (cameras
         # whose clocks disagree by years) is one rejected record, not millions.
         held = np.unique(np.concatenate([(c.ts - t0) // window_us for c in cameras])).tolist()
-        for k, before in zip(held, [-1, *held], strict=False):
-            if k > before + 1:
-                gap = WindowPiece()
-                _reject(
-                    gap,
-                    spec.files[0],
-                    f"windows {before + 1}-{k - 1} ({(before + 1) * window_us / 1e6:.3f}s to "
-                    f"{k * window_us / 1e6:.3f}s)",
-                    "no_frames",
-                    f"no camera has a frame in these {k - before - 1} windows",
-                )
-                yield gap
+        # Which windows are cut is known before any frame is decoded: the cameras decode
+        # those in threads of their own, a few windows ahead of the pieces yielded here.
+        cut: list[tuple[int, int, np.ndarray]] = []
+        for k in held:
             ws = t0 + k * window_us
             we = min(ws + window_us, t_end)
-            piece = WindowPiece()
-            piece.tally["records_in"] += 1
-            cid = clip_id(spec, k)
-            if cid in skip_clip_ids:
-                piece.tally["deduplicated:clip_id"] += 1
-                yield piece
-                continue
-            samples = (ws + np.arange(0, we - ws, step_us)).astype(np.int64)
-            row = _window(spec, k, ws, we, samples, cameras, options, piece)
-            if row is None:
-                _reject(
-                    piece,
-                    spec.files[0],
-                    f"window {k} ({(ws - t0) / 1e6:.3f}s)",
-                    "no_frames",
-                    "no camera has a frame in this window",
-                )
-                piece.tally["records_in"] -= 1  # the window itself is the rejected record
-            else:
-                row["event"] = event
-                row["telemetry"] = _resampled(tel, samples)
-                piece.row = row
-            yield piece
+            if clip_id(spec, k) not in skip_clip_ids:
+                cut.append((ws, we, (ws + np.arange(0, we - ws, step_us)).astype(np.int64)))
+        parts = decode_ahead(cameras, cut, options)
+        try:
+            yield from _pieces(spec, held, t0, window_us, cut, parts, skip_clip_ids, event, tel)
+        finally:
+            parts.close()  # the threads stop before the files close
     finally:
         for f in opened:
             f.close()
@@ -247,87 +174,75 @@ def _resampled(tel: Telemetry | None, samples: np.ndarray) -> dict:
     return {"ts_us": samples.tolist(), **values}
 
 
-def _window(spec, k, ws, we, samples, cameras, options, piece) -> dict | None:
-    cams_out, skews = [], []
-    chosen_ts: list[list[int | None]] = []
-    lumas: list[np.ndarray] = []
-    blurs: list[float] = []
-    frozen_pairs = same_pairs = gaps = 0
-    for cam in cameras:
-        picks = cam.nearest(samples, options.keyframes_only)
-        by_file: dict[int, list[int]] = {}
-        for i in picks:
-            if i is not None and int(cam.file_of[i]) not in cam.broken:
-                by_file.setdefault(int(cam.file_of[i]), []).append(int(cam.pts[i]))
-        frames: dict[tuple[int, int], np.ndarray] = {}
-        for fi, pts in by_file.items():
-            f = cam.files[fi]
-            try:
-                for p, rgb in f.decode(pts, options.size):
-                    frames[(fi, p)] = rgb
-            except VideoError as exc:
-                cam.broken.add(fi)
-                _reject(piece, f.url, f"t={exc.at_s:.3f}s", exc.reason, str(exc))
-        got_ts, jpegs, ys = [], [], []
-        uri = None
-        per_sample: list[int | None] = []
-        seen = set()
-        for i in picks:
-            key = None if i is None else (int(cam.file_of[i]), int(cam.pts[i]))
-            if key is None or key not in frames:
-                per_sample.append(None)
-                continue
-            per_sample.append(int(cam.ts[i]))
-            if key in seen:  # two samples nearest to one frame: keep it once
-                continue
-            seen.add(key)
-            rgb = frames[key]
-            got_ts.append(int(cam.ts[i]))
-            jpegs.append(_jpeg(rgb, options.jpeg_quality))
-            ys.append(luma(rgb.astype(np.float32)))
-            uri = uri or cam.files[key[0]].url
-        chosen_ts.append(per_sample)
-        in_window = (cam.ts >= ws) & (cam.ts < we)
-        gaps += int(cam.gap_after[in_window].sum())
-        if not got_ts:
+def _pieces(spec, held, t0, window_us, cut, parts, skip_clip_ids, event, tel):
+    """The pieces of the windows ``held`` (and of the runs without any between them), in
+    order; ``parts`` gives the cameras' parts of each window of ``cut``, in order."""
+    cut_at = iter(cut)
+    for k, before in zip(held, [-1, *held], strict=False):
+        if k > before + 1:
+            gap = WindowPiece()
+            _reject(
+                gap,
+                spec.files[0],
+                f"windows {before + 1}-{k - 1} ({(before + 1) * window_us / 1e6:.3f}s to "
+                f"{k * window_us / 1e6:.3f}s)",
+                "no_frames",
+                f"no camera has a frame in these {k - before - 1} windows",
+            )
+            yield gap
+        piece = WindowPiece()
+        piece.tally["records_in"] += 1
+        if clip_id(spec, k) in skip_clip_ids:
+            piece.tally["deduplicated:clip_id"] += 1
+            yield piece
             continue
-        for a, b in itertools.pairwise(ys):
-            same_pairs += 1
-            frozen_pairs += nearly_same(a, b)
-        lumas.extend(ys)
-        blurs.extend(blur_score(y) for y in ys)
-        f0 = cam.files[0]
-        cams_out.append(
-            {
-                "camera": cam.name,
-                "codec": f0.codec,
-                "width": f0.width,
-                "height": f0.height,
-                "source_fps": round(f0.fps, 3),
-                "frame_ts_us": got_ts,
-                "frames": jpegs,
-                "source_uri": uri,
-                "dropped_frames": len(samples) - len(got_ts),
-            }
-        )
-    if not cams_out:
+        ws, we, samples = next(cut_at)
+        row = _window(spec, k, ws, we, next(parts), piece)
+        if row is None:
+            _reject(
+                piece,
+                spec.files[0],
+                f"window {k} ({(ws - t0) / 1e6:.3f}s)",
+                "no_frames",
+                "no camera has a frame in this window",
+            )
+            piece.tally["records_in"] -= 1  # the window itself is the rejected record
+        else:
+            row["event"] = event
+            row["telemetry"] = _resampled(tel, samples)
+            piece.row = row
+        yield piece
+
+
+def _window(spec, k, ws, we, parts: list[CameraPart], piece: WindowPiece) -> dict | None:
+    """The row of window ``k`` from its cameras' parts (None: no camera has a frame)."""
+    for part in parts:
+        for uri, locator, reason, message in part.rejects:
+            _reject(piece, uri, locator, reason, message)
+    kept = [part for part in parts if part.entry is not None]
+    if not kept:
         return None
-    for column in zip(*chosen_ts, strict=True):
+    skews = []
+    for column in zip(*(part.sample_ts for part in parts), strict=True):
         present = [t for t in column if t is not None]
         if len(present) > 1:
             skews.append(max(present) - min(present))
+    black = [b for part in kept for b in part.black]
+    blurs = [b for part in kept for b in part.blur]
+    same_pairs = sum(part.same_pairs for part in kept)
+    frozen_pairs = sum(part.frozen_pairs for part in kept)
     return {
         "clip_id": clip_id(spec, k),
         "vehicle_id": spec.vehicle_id,
         "session_id": spec.session_id,
         "start_time": int(ws),
         "duration_s": (we - ws) / 1e6,
-        "cameras": cams_out,
+        "cameras": [part.entry for part in kept],
         "quality": {
-            "black_fraction": sum(is_black(y) for y in lumas) / len(lumas),
+            "black_fraction": sum(black) / len(black),
             "blur_score": float(np.mean(blurs)),
             "frozen_fraction": frozen_pairs / same_pairs if same_pairs else 0.0,
             "camera_skew_ms": max(skews) / 1000 if skews else 0.0,
-            "dropped_frames": gaps,
+            "dropped_frames": sum(part.gaps for part in parts),
         },
     }
