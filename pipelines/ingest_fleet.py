@@ -8,6 +8,7 @@ quality metrics -> write shards -> commit once.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -180,7 +181,17 @@ def run(config: IngestFleetConfig, options, *, run_id: str | None = None):
         base_version=the_plan.base_version,
         storage_options=config.storage_options,
         input_bytes=sum(s.size or 0 for s in the_plan.sources),
-        # Decoding costs more CPU per byte than parsing posts: worker processes pay off
-        # sooner (16 MiB: ~15 camera-seconds of 1080p H.264).
-        small_input_bytes=16 << 20,
+        small_input_bytes=_in_process_below(the_plan.sessions),
     )
+
+
+def _in_process_below(sessions: list[SessionSpec]) -> int:
+    """Input bytes below which the default local runner runs in this process."""
+    if len(sessions) < (os.cpu_count() or 1):
+        # A session's cameras decode in threads of their own (decode_ahead), so fewer
+        # sessions than cores keep the cores busy here; worker processes would each pay
+        # Beam's start-up (~1.5 s of CPU) and then wait, one of them on the whole session.
+        return 1 << 62
+    # Decoding costs more CPU per byte than parsing posts: worker processes pay off
+    # sooner (16 MiB: ~15 camera-seconds of 1080p H.264).
+    return 16 << 20
