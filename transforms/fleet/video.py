@@ -16,6 +16,7 @@ from typing import Any
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from transforms.fleet.discover import NotARegularFile, open_source
 
@@ -190,6 +191,10 @@ class CameraFile:
             if len(self.keyframes) > 1
             else None
         )
+        # One scaler for the file: VideoFrame.reformat sets up a new swscale context for every
+        # frame, with a pool of threads (threads=0), which cost several times the scaling
+        # itself. Same filter, same output bytes; the cameras' own threads use the cores.
+        self._scaler = VideoReformatter()
         self._position = None  # pts of the last packet fed to the decoder
         self._last_out = -(2**62)  # pts of the last frame it gave back (display order)
         self._iter = None
@@ -266,8 +271,13 @@ class CameraFile:
                         while pending and pending[0] < frame.pts:
                             wanted.discard(pending.pop(0))  # not in the stream after all
                         if frame.pts in wanted:
-                            rgb = frame.reformat(
-                                width=width, height=height, format="rgb24", interpolation="AREA"
+                            rgb = self._scaler.reformat(
+                                frame,
+                                width=width,
+                                height=height,
+                                format="rgb24",
+                                interpolation="AREA",
+                                threads=1,
                             )
                             yield frame.pts, rgb.to_ndarray()
                             wanted.discard(frame.pts)
