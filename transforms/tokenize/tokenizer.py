@@ -139,8 +139,18 @@ def encode_texts(tokenizer, texts: list[str], eos_id: int) -> pa.ListArray:
     """Token ids of each text followed by ``eos_id``, as one Arrow ``list<int32>`` array.
 
     ``tokenizer`` is ``TokenizerSpec.backend()``. No special tokens are added besides EOS (no
-    BOS/CLS: documents are packed back to back).
+    BOS/CLS: documents are packed back to back). A text that occurs more than once is encoded
+    once: a tokenizer gives a text the same ids wherever it is, and posts repeat (reposts,
+    quotes, bots) -- 41% of the texts of the benchmark's firehose sample do.
     """
+    first: dict[str, int] = {}
+    which = [first.setdefault(t, len(first)) for t in texts]
+    if len(first) == len(texts):
+        return _encode(tokenizer, texts, eos_id)
+    return _encode(tokenizer, list(first), eos_id).take(pa.array(which, pa.int32()))
+
+
+def _encode(tokenizer, texts: list[str], eos_id: int) -> pa.ListArray:
     encodings = tokenizer.encode_batch_fast(texts, add_special_tokens=False)
     n = len(encodings)
     # Every id goes once into one int32 buffer (EOS in place), and Arrow's list array is made
