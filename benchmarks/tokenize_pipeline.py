@@ -2,11 +2,13 @@
 
 Input (as in issue 13): realistic twarc2 lines (``transforms.samples.firehose``, 1.86 posts a
 line) ingested with ``shardsmith ingest posts``, and a 16k-vocab byte-level BPE trained on the
-texts of the smallest size. At each size (default: 100,000 lines, ~190k posts, ~5 M tokens;
-and 540,000 lines, ~1 M posts), measured in one run, on the same texts and cores:
+texts of the smallest size. At each size (default: 100,000 lines, 102k distinct posts, 3.75 M
+tokens; and 1,000,000 lines, 1.0 M posts), measured in one run, on the same texts and cores:
 
 * anchor: every post text, already in memory, encoded with the same ``tokenizer.json``'s
-  ``encode_batch_fast`` (Rust, one thread per core) -- tokenizing and nothing else;
+  ``encode_batch_fast`` (Rust, one thread per core) -- tokenizing and nothing else (and, for
+  reference, the same on the distinct texts only: shardsmith encodes a text once per row group,
+  and 41% of the post texts of 100k firehose lines repeat);
 * shardsmith: ``shardsmith tokenize POSTS --to TOK --tokenizer DIR --seq-len 2048``, the CLI
   from process start to exit with the default runner (reading, rendering, encoding, EOS, the
   global shuffle, packing, zstd Parquet with provenance, the commit); figure = anchor time /
@@ -15,7 +17,7 @@ and 540,000 lines, ~1 M posts), measured in one run, on the same texts and cores
   tasks, as many workers as cores) on the same Parquet files, run in its own virtualenv
   (``make peers`` and ``tokenizers``); skipped with a note when absent. Target: slower than us.
 
-    python benchmarks/tokenize_pipeline.py [--lines 100000 540000] [--data DIR] [--repeat 1]
+    python benchmarks/tokenize_pipeline.py [--lines 100000 1000000] [--data DIR] [--repeat 1]
 
 (Not ``tokenize.py``: a script of that name shadows the standard library's ``tokenize``
 module, which numpy imports.)
@@ -167,7 +169,7 @@ def _load() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--lines", type=int, nargs="+", default=[100_000, 540_000])
+    parser.add_argument("--lines", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--seq-len", type=int, default=2048)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="datatrove's")
     parser.add_argument("--repeat", type=int, default=1, help="measurements per size")
@@ -191,8 +193,15 @@ def main() -> None:
         for lines in sizes:
             posts = posts_dataset(data, lines)
             texts = post_texts(posts)
+            distinct = list(dict.fromkeys(texts))
             for _ in range(args.repeat):
                 t_anchor, tokens = anchor(tokenizer, texts)
+                # For reference: shardsmith encodes a text repeated in a row group once.
+                t_distinct, _ = anchor(tokenizer, distinct)
+                print(
+                    f"{'':>41}{len(distinct):,} distinct texts: encode_batch_fast of those "
+                    f"{t_distinct:6.2f} s"
+                )
                 t_ours, report = shardsmith(posts, tmp / "tokens", tokenizer, args.seq_len)
                 print(
                     f"{lines:>9,} lines, {len(texts):>9,} posts, {tokens:>11,} tokens: "
@@ -215,7 +224,7 @@ def main() -> None:
                             f"{'':>41}datatrove {t_peer:6.2f} s: shardsmith is "
                             f"{t_peer / t_ours:4.2f}x datatrove's speed"
                         )
-            del texts
+            del texts, distinct
 
 
 if __name__ == "__main__":
