@@ -20,6 +20,7 @@ from catalog.storage import open_url
 from schemas import REJECTS_SCHEMA, SourceEntry, conform_table, kind_spec, reject_table
 from transforms.parquet_writer import RollingParquetWriter, WrittenFile
 from transforms.partitioning import partition_dir, split_partitions, writer_bucket
+from transforms.read_ahead import read_ahead
 from transforms.run_report import RunReport, SumTallies, by_reason
 
 __all__ = ["SumStats", "WriteShards", "failed_report_path", "shard_file_name"]
@@ -106,15 +107,19 @@ class _WriteGroupFn(beam.DoFn):
             sort_by=self._sort_by,
         )
         reasons: Counter = Counter()
-        for table in tables:
-            if isinstance(table, StagedRows):
-                table = conform_table(read_staged(self._fs, self._root, table), self._schema)
+        for table in read_ahead(tables, self._load):
             if self._rejects:
                 reasons.update(table.column("reason").to_pylist())
             out.write(table)
         for entry in out.close():
             yield WrittenFile(entry, tuple(sorted(reasons.items())) if self._rejects else ())
             reasons = Counter()  # a group's reasons are reported once, with its first file
+
+    def _load(self, table):
+        # Staged rows are read here, ahead of the writer (see read_ahead).
+        if isinstance(table, StagedRows):
+            return conform_table(read_staged(self._fs, self._root, table), self._schema)
+        return table
 
 
 def _as_rejects(element: Any, run_id: str) -> pa.Table:
