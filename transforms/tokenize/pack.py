@@ -105,9 +105,11 @@ def layout(input_ids: pa.ListArray, opts: PackOptions) -> Layout:
 
 
 def _chunks(lay: Layout, opts: PackOptions) -> Iterator[tuple[int, int]]:
-    # Examples weigh 4 bytes a token plus p*p*3 bytes a patch placeholder.
-    weight = np.where(lay.tokens == opts.patch_id, opts.patch * opts.patch * 3 + 4, 4)
-    per_example = np.add.reduceat(weight, lay.starts[:-1]) if lay.examples else np.zeros(0)
+    # Examples weigh 4 bytes a token plus p*p*3 bytes a patch placeholder (counted from the
+    # placeholders' positions: no per-token weight array).
+    patches = np.flatnonzero(lay.tokens == opts.patch_id)
+    in_example = np.diff(np.searchsorted(patches, lay.starts))
+    per_example = 4 * np.diff(lay.starts) + opts.patch * opts.patch * 3 * in_example
     start, acc = 0, 0
     for e, w in enumerate(per_example):
         if acc and acc + w > _CHUNK_BYTES:

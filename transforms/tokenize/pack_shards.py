@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 
 from catalog.staging import StagedRows, read_staged
@@ -32,7 +33,16 @@ def sort_documents(tables: list[pa.Table]) -> pa.Table:
     """One shard's documents in shuffle order: by key; equal keys (a 64-bit collision, or the
     same document given twice) by dataset and id, so the order never depends on arrival."""
     docs = pa.concat_tables(tables)
-    return docs.sort_by([("key", "ascending"), ("dataset", "ascending"), ("doc_id", "ascending")])
+    keys = docs.column("key").to_numpy()
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    if (ordered[1:] == ordered[:-1]).any():
+        return docs.sort_by(
+            [("key", "ascending"), ("dataset", "ascending"), ("doc_id", "ascending")]
+        )
+    # Distinct keys (the rule): their order is the order; numpy sorts 64-bit integers ~10x
+    # faster than Arrow sorts the three columns.
+    return docs.take(pa.array(order))
 
 
 def pack_shard(docs: pa.Table, opts: PackOptions, writer: RollingParquetWriter) -> dict:
@@ -40,7 +50,7 @@ def pack_shard(docs: pa.Table, opts: PackOptions, writer: RollingParquetWriter) 
     lay = layout(docs.column("input_ids").combine_chunks(), opts)
     for table in example_tables(docs, lay, opts):
         writer.write(table)
-    same, expected = same_source_pairs(docs.column("source").to_pylist())
+    same, expected = same_source_pairs(docs.column("source"))
     return {
         "documents": docs.num_rows,
         "examples": lay.examples,

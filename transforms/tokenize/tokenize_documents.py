@@ -109,14 +109,24 @@ def tokenize_rendered(
         ids = encode_texts(tokenizer, rendered.texts, opts.tokenizer.special_ids["eos"])
     keys = shuffle_keys(opts.seed, kind, rendered.doc_ids)
     docs = docs_table(rendered, keys, label, ids)
-    shard = keys % np.uint64(opts.shards)
-    pieces = []
-    for s in np.unique(shard):
-        pieces.append((int(s), docs.filter(pa.array(shard == s))))
+    pieces = [(0, docs)] if opts.shards == 1 else _by_shard(docs, keys % np.uint64(opts.shards))
     written = sum(rendered.records)
     return TokenizedChunk(
         pieces, tally(records_in=records_in, written=written, skipped=rendered.skipped)
     )
+
+
+def _by_shard(docs: pa.Table, shard: np.ndarray) -> list[tuple[int, pa.Table]]:
+    """``docs`` split by ``shard``, each piece in row order: one stable sort and slices, not a
+    filter (a copy of the whole table) per shard."""
+    order = np.argsort(shard, kind="stable")
+    grouped = docs.take(pa.array(order))
+    shards, starts = np.unique(shard[order], return_index=True)
+    ends = [*starts[1:], len(order)]
+    return [
+        (int(s), grouped.slice(int(a), int(b - a)))
+        for s, a, b in zip(shards, starts, ends, strict=True)
+    ]
 
 
 class _ReadFn(beam.DoFn):
