@@ -33,8 +33,9 @@ class _SessionFn(beam.DoFn):
 class IngestSessions(beam.PTransform):
     """Decode, align and sample each recording session (``SessionSpec``) into window pieces.
 
-    Sessions are spread over the workers; each is read window by window, so memory stays
-    bounded by one window whatever the session's length.
+    Sessions are spread over the workers; inside one, each camera decodes in a thread of
+    its own, window by window and at most two windows ahead, so memory stays bounded by a
+    few windows whatever the session's length.
 
     Args:
         options: window, sample rate, size, JPEG quality, keyframes-only.

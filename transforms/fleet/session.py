@@ -115,7 +115,8 @@ def ingest_session(
     """Yield one ``WindowPiece`` per window, one per run of windows without any frame, and one
     first for input problems.
 
-    Memory is bounded by one window: files stay open and are decoded window by window.
+    Memory is bounded by a few windows, whatever the session's length: files stay open and
+    each camera decodes in a thread of its own, at most two windows ahead (``decode_ahead``).
     Windows whose clip id is in ``skip_clip_ids`` (already committed) are counted as
     deduplicated and not decoded.
     """
@@ -161,7 +162,17 @@ def ingest_session(
                 cut.append((ws, we, (ws + np.arange(0, we - ws, step_us)).astype(np.int64)))
         parts = decode_ahead(cameras, cut, options)
         try:
-            yield from _pieces(spec, held, t0, window_us, cut, parts, skip_clip_ids, event, tel)
+            yield from _pieces(
+                spec,
+                held,
+                cut,
+                parts,
+                t0=t0,
+                window_us=window_us,
+                skip_clip_ids=skip_clip_ids,
+                event=event,
+                tel=tel,
+            )
         finally:
             parts.close()  # the threads stop before the files close
     finally:
@@ -174,7 +185,7 @@ def _resampled(tel: Telemetry | None, samples: np.ndarray) -> dict:
     return {"ts_us": samples.tolist(), **values}
 
 
-def _pieces(spec, held, t0, window_us, cut, parts, skip_clip_ids, event, tel):
+def _pieces(spec, held, cut, parts, *, t0, window_us, skip_clip_ids, event, tel):
     """The pieces of the windows ``held`` (and of the runs without any between them), in
     order; ``parts`` gives the cameras' parts of each window of ``cut``, in order."""
     cut_at = iter(cut)
