@@ -50,7 +50,7 @@ bench: $(VENV)/.installed-test
 PEERS ?= .peers
 peers:
 	$(PYTHON) -m venv $(PEERS)/datatrove
-	$(PEERS)/datatrove/bin/pip install --quiet 'datatrove[io]==0.10.1' || \
+	$(PEERS)/datatrove/bin/pip install --quiet 'datatrove[io]==0.10.1' 'tokenizers==0.23.3' || \
 		echo "datatrove could not be installed: the benchmarks skip it"
 
 constraints: $(VENV)/.installed-test
