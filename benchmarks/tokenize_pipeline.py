@@ -2,7 +2,7 @@
 
 Input (as in issue 13): realistic twarc2 lines (``transforms.samples.firehose``, 1.86 posts a
 line) ingested with ``shardsmith ingest posts``, and a 16k-vocab byte-level BPE trained on the
-texts of the smallest size. At each size (default: 100,000 lines, 102k distinct posts, 3.75 M
+texts of 100k lines (kept with the inputs under ``--data``). At each size (default: 100,000 lines, 102k distinct posts, 3.75 M
 tokens; and 1,000,000 lines, 1.0 M posts), measured in one run, on the same texts and cores:
 
 * anchor: every post text, already in memory, encoded with the same ``tokenizer.json``'s
@@ -92,10 +92,8 @@ def post_texts(posts: Path) -> list[str]:
 
 
 def train_tokenizer(out: Path, texts: list[str]) -> Path:
-    """A byte-level BPE of ``_VOCAB`` ids trained on ``texts`` (reused if there), as a
-    directory ``AutoTokenizer`` loads (``tokenizer.json`` + ``tokenizer_config.json``)."""
-    if (out / "tokenizer.json").exists():
-        return out
+    """A byte-level BPE of ``_VOCAB`` ids trained on ``texts``, as a directory
+    ``AutoTokenizer`` loads (``tokenizer.json`` + ``tokenizer_config.json``)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
     tok = Tokenizer(models.BPE())
@@ -187,9 +185,9 @@ def main() -> None:
         data = Path(args.data) if args.data else tmp / "data"
         data.mkdir(parents=True, exist_ok=True)
         sizes = sorted(args.lines)
-        tokenizer = train_tokenizer(
-            data / f"bpe-{_VOCAB}", post_texts(posts_dataset(data, sizes[0]))
-        )
+        tokenizer = data / f"bpe-{_VOCAB}"
+        if not (tokenizer / "tokenizer.json").exists():
+            train_tokenizer(tokenizer, post_texts(posts_dataset(data, 100_000)))
         for lines in sizes:
             posts = posts_dataset(data, lines)
             texts = post_texts(posts)
