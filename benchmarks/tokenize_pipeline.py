@@ -2,8 +2,9 @@
 
 Input (as in issue 13): realistic twarc2 lines (``transforms.samples.firehose``, 1.86 posts a
 line) ingested with ``shardsmith ingest posts``, and a 16k-vocab byte-level BPE trained on the
-texts of 100k lines (kept with the inputs under ``--data``). At each size (default: 100,000 lines, 102k distinct posts, 3.75 M
-tokens; and 1,000,000 lines, 1.0 M posts), measured in one run, on the same texts and cores:
+texts of 100k lines (kept with the inputs under ``--data``). At each size (default: 100,000
+lines, 102k distinct posts, 3.75 M tokens; and 1,000,000 lines, 1.0 M posts), measured in one
+run, on the same texts and cores:
 
 * anchor: every post text, already in memory, encoded with the same ``tokenizer.json``'s
   ``encode_batch_fast`` (Rust, one thread per core) -- tokenizing and nothing else (and, for
