@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 import sys
 from collections.abc import Iterator
-from datetime import date, datetime
-from decimal import Decimal
 
 import pyarrow as pa
 
@@ -16,43 +13,35 @@ FORMATS = ("table", "csv", "json", "parquet")
 
 
 def _batches(rel) -> Iterator[pa.RecordBatch]:
-    reader = rel.fetch_record_batch(65_536)
-    yield from reader
-
-
-def _json_default(value):
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+    yield from rel.fetch_record_batch(65_536)
 
 
 def write_result(rel, fmt: str, out: str | None) -> int:
-    """Write the relation's rows in ``fmt`` to ``out`` (or stdout); returns the row count."""
-    import orjson
+    """Write the relation's rows in ``fmt`` to ``out`` (or stdout); returns the row count.
+
+    Every DuckDB type is written in every format (see ``runners.result_formats``)."""
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
+
+    from runners.result_formats import for_csv, for_parquet, json_lines, parquet_schema
 
     sink = open(out, "wb") if out else sys.stdout.buffer  # noqa: SIM115 (closed below)
     rows = 0
     try:
         if fmt == "parquet":
             writer = None
-            for batch in _batches(rel):
+            for batch in map(for_parquet, _batches(rel)):
                 if writer is None:
                     writer = pq.ParquetWriter(sink, batch.schema, compression="zstd")
                 writer.write_batch(batch)
                 rows += batch.num_rows
-            if writer is None:
-                schema = rel.to_arrow_table().schema
+            if writer is None:  # no rows: the file still says what the columns are
+                schema = parquet_schema(rel.to_arrow_table().schema)
                 writer = pq.ParquetWriter(sink, schema, compression="zstd")
             writer.close()
         elif fmt == "csv":
             writer = None
-            for batch in _batches(rel):
+            for batch in map(for_csv, _batches(rel)):
                 if writer is None:
                     writer = pacsv.CSVWriter(sink, batch.schema)
                 writer.write_batch(batch)
@@ -63,8 +52,7 @@ def write_result(rel, fmt: str, out: str | None) -> int:
                 writer.close()
         else:
             for batch in _batches(rel):
-                for row in batch.to_pylist():
-                    sink.write(orjson.dumps(row, default=_json_default) + b"\n")
+                sink.writelines(json_lines(batch))
                 rows += batch.num_rows
     finally:
         sink.flush()
@@ -76,24 +64,18 @@ def write_result(rel, fmt: str, out: str | None) -> int:
 def print_result(rel, limit: int) -> None:
     """The first ``limit`` rows as a table, and how many rows there were."""
     from runners.console import print_table
+    from runners.result_formats import cell_text, python_rows
 
     shown, total = [], 0
     for batch in _batches(rel):
         if len(shown) < limit:
-            shown += batch.slice(0, limit - len(shown)).to_pylist()
+            shown += python_rows(batch.slice(0, limit - len(shown)))
         total += batch.num_rows
-    print_table("", rel.columns, ([_cell(row[c]) for c in rel.columns] for row in shown))
+    print_table("", rel.columns, ([cell_text(row[c]) for c in rel.columns] for row in shown))
     more = (
         f" (first {len(shown)} shown; --limit N or --format csv for more)" if total > limit else ""
     )
     print(f"{total:,} row{'s' if total != 1 else ''}{more}")
-
-
-def _cell(value) -> str:
-    if isinstance(value, bytes):
-        return f"<{len(value):,} bytes>"
-    text = str(value) if value is not None else "NULL"
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def query(args) -> int:
