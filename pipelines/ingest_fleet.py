@@ -15,8 +15,8 @@ from typing import Any
 
 from catalog import Dataset, new_run_id
 from catalog.parquet import read_parquet
-from runners.errors import UserError
 from schemas import SourceEntry
+from schemas.errors import UserError
 from transforms.fleet.discover import SessionSpec, discover_sessions
 from transforms.fleet.session import FleetOptions
 

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from catalog import Dataset, new_run_id
-from runners.errors import UserError
 from schemas import SourceEntry
+from schemas.errors import UserError
 from transforms.posts.parse import ParseOptions
 from transforms.sources import list_sources
 

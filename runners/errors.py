@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
+from schemas.errors import UserError  # defined below every layer that raises it
+
 __all__ = ["RecordsLost", "UserError"]
-
-
-class UserError(Exception):
-    """Bad input from the user (a missing path, a bad flag value); the message says what and why."""
 
 
 class RecordsLost(RuntimeError):

@@ -1,5 +1,6 @@
 """Arrow schemas of every dataset kind, the dataset manifest format, and validation."""
 
+from schemas.errors import UserError
 from schemas.kinds import CLIPS, KINDS, POSTS, TOKENS, KindSpec, kind_spec
 from schemas.manifest import (
     FORMAT_VERSION,
@@ -32,6 +33,7 @@ __all__ = [
     "ManifestError",
     "SchemaError",
     "SourceEntry",
+    "UserError",
     "check_relative_path",
     "conform_table",
     "kind_spec",

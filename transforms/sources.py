@@ -7,8 +7,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from catalog.storage import modified_stamp, open_url, redact_url, to_url
-from runners.errors import UserError
 from schemas import SourceEntry
+from schemas.errors import UserError
 
 __all__ = ["list_sources"]
 

@@ -18,7 +18,7 @@ from typing import Any
 import fsspec
 
 from catalog.storage import modified_stamp, open_url, redact_url, to_url
-from runners.errors import UserError
+from schemas.errors import UserError
 
 __all__ = ["VIDEO_SUFFIXES", "NotARegularFile", "SessionSpec", "discover_sessions", "open_source"]
 
