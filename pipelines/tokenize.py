@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from catalog import Dataset, DatasetError, new_run_id, redact_url
-from runners.errors import UserError
 from schemas import SourceEntry
+from schemas.errors import UserError
 from transforms.tokenize.pack import PACK_MODES, PackOptions
 from transforms.tokenize.tokenize_documents import DocumentOptions, InputVersion
 from transforms.tokenize.tokenizer import TokenizerSpec, load_tokenizer

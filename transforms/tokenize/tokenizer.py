@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from runners.errors import UserError
+from schemas.errors import UserError
 from transforms.tokenize.default_tokenizer import DEFAULT_DIR, DEFAULT_NAME, SPECIAL_TOKENS
 from transforms.tokenize.plain_tokenizer import read_plain_tokenizer
 
