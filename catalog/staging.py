@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +27,14 @@ from fsspec import AbstractFileSystem
 
 from catalog.storage import is_local, join
 
-__all__ = ["STAGING_DIR", "StagedRows", "read_staged", "staging_dir", "write_staged"]
+__all__ = [
+    "STAGING_DIR",
+    "StagedRows",
+    "merge_staged",
+    "read_staged",
+    "staging_dir",
+    "write_staged",
+]
 
 STAGING_DIR = "_staging"
 _OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
@@ -75,6 +83,26 @@ def write_staged(
     if target != full:
         os.replace(target, full)
     return [t.num_rows for t in tables]
+
+
+def merge_staged(refs: Iterable[StagedRows]) -> list[StagedRows]:
+    """``refs`` with the references to one record batch made one, in order of file and batch.
+
+    References come from many groups (each bucket of a resolve names the rows it keeps of every
+    chunk), and a record batch is read and decompressed whole: merged, each is read once, not
+    once per group -- at 1M lines that was 24 reads of every staged batch.
+    """
+    by_batch: dict[tuple[str, int], list[StagedRows]] = defaultdict(list)
+    for ref in refs:
+        by_batch[(ref.path, ref.batch)].append(ref)
+    merged = []
+    for (path, batch), same in sorted(by_batch.items()):
+        if any(ref.rows is None for ref in same):
+            rows = None
+        else:
+            rows = np.sort(np.concatenate([ref.rows for ref in same]))
+        merged.append(StagedRows(path, batch, rows, same[0].dt))
+    return merged
 
 
 def read_staged(fs: AbstractFileSystem, root: str, staged: StagedRows) -> pa.Table:

@@ -15,7 +15,7 @@ import pyarrow as pa
 from apache_beam import pvalue
 
 from catalog import CommitRequest, Dataset
-from catalog.staging import StagedRows, read_staged, staging_dir
+from catalog.staging import StagedRows, merge_staged, read_staged, staging_dir
 from catalog.storage import open_url
 from schemas import REJECTS_SCHEMA, SourceEntry, conform_table, kind_spec, reject_table
 from transforms.parquet_writer import RollingParquetWriter, WrittenFile
@@ -107,6 +107,9 @@ class _WriteGroupFn(beam.DoFn):
             sort_by=self._sort_by,
         )
         reasons: Counter = Counter()
+        tables = list(tables)
+        staged = merge_staged(t for t in tables if isinstance(t, StagedRows))
+        tables = [t for t in tables if not isinstance(t, StagedRows)] + staged
         for table in read_ahead(tables, self._load):
             if self._rejects:
                 reasons.update(table.column("reason").to_pylist())

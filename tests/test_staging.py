@@ -1,0 +1,34 @@
+"""Staged rows: written once, read by reference; references to one batch are merged so each
+batch is read once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from catalog.staging import StagedRows, merge_staged, read_staged, write_staged
+from catalog.storage import open_url
+
+
+def test_references_to_one_batch_are_read_once(tmp_path):
+    fs, root = open_url(str(tmp_path), {})
+    tables = [pa.table({"x": list(range(10))}), pa.table({"x": list(range(100, 105))})]
+    write_staged(fs, root, "_staging/r/a.arrow", tables)
+    write_staged(fs, root, "_staging/r/b.arrow", tables[:1])
+    refs = [
+        StagedRows("_staging/r/b.arrow", 0, np.array([1, 4]), "d"),
+        StagedRows("_staging/r/a.arrow", 0, np.array([7, 8]), "d"),
+        StagedRows("_staging/r/a.arrow", 1, None, "d"),
+        StagedRows("_staging/r/a.arrow", 0, np.array([0, 3]), "d"),
+    ]
+    merged = merge_staged(refs)
+    assert [(m.path, m.batch) for m in merged] == [
+        ("_staging/r/a.arrow", 0),
+        ("_staging/r/a.arrow", 1),
+        ("_staging/r/b.arrow", 0),
+    ]
+    assert merged[0].rows.tolist() == [0, 3, 7, 8] and merged[1].rows is None
+    one_by_one = sorted(v for r in refs for v in read_staged(fs, root, r).column("x").to_pylist())
+    at_once = sorted(v for r in merged for v in read_staged(fs, root, r).column("x").to_pylist())
+    assert at_once == one_by_one == [0, 1, 3, 4, 7, 8, 100, 101, 102, 103, 104]
+    assert merge_staged([]) == []
