@@ -43,7 +43,7 @@ format: $(VENV)/.installed-test
 	$(BIN)/ruff format .
 
 bench: $(VENV)/.installed-test
-	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+	for b in benchmarks/[!_]*.py; do $(BIN)/python $$b || exit 1; done
 
 # The peers the benchmarks compare with, each in a virtualenv of its own (never the project's);
 # a benchmark skips a peer that is not there, with a note.

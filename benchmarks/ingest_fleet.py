@@ -22,7 +22,6 @@ equal: memory is bounded by one window, not by the session).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import resource
@@ -31,14 +30,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import asdict
 from multiprocessing import Pool
 from pathlib import Path
 
 import av
-import psutil
+from _peak_rss import PeakRss
 
 from catalog import Dataset
 from transforms.samples import FleetSampleConfig, generate_fleet_sample
@@ -66,31 +64,6 @@ def anchor(files: list[str], workers: int) -> tuple[float, float, int]:
         pool.close()
         pool.join()
     return time.perf_counter() - start, children_cpu() - cpu, frames
-
-
-class PeakRss:
-    """Samples the summed RSS of a process and its descendants every 0.1 s."""
-
-    def __init__(self, pid: int):
-        self._proc = psutil.Process(pid)
-        self.peak = 0
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._done.wait(0.1):
-            with contextlib.suppress(psutil.Error):
-                total = 0
-                for p in [self._proc, *self._proc.children(recursive=True)]:
-                    with contextlib.suppress(psutil.Error):
-                        total += p.memory_info().rss
-                self.peak = max(self.peak, total)
-
-    def stop(self) -> int:
-        self._done.set()
-        self._thread.join()
-        return self.peak
 
 
 def ingest(src: Path, dataset: Path, *flags: str) -> tuple[float, float, int, dict]:

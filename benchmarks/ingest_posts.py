@@ -28,13 +28,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from multiprocessing import Pool
 from pathlib import Path
 
 import orjson
-import psutil
+from _peak_rss import PeakRss
 
 from catalog import Dataset
 from transforms.posts.lines import open_decompressed, read_lines
@@ -60,32 +59,6 @@ def anchor(files: list[str], workers: int) -> tuple[float, int]:
     with Pool(workers) as pool:
         lines = sum(pool.map(parse_only, files, chunksize=1))
     return time.perf_counter() - start, lines
-
-
-class PeakRss:
-    """Samples the summed RSS of a process and its descendants every 0.1 s."""
-
-    def __init__(self, pid: int):
-        self._proc = psutil.Process(pid)
-        self.peak = 0
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._done.wait(0.1):
-            with contextlib.suppress(psutil.Error):
-                procs = [self._proc, *self._proc.children(recursive=True)]
-                total = 0
-                for p in procs:
-                    with contextlib.suppress(psutil.Error):
-                        total += p.memory_info().rss
-                self.peak = max(self.peak, total)
-
-    def stop(self) -> int:
-        self._done.set()
-        self._thread.join()
-        return self.peak
 
 
 def ingest(src: Path, dataset: Path, *flags: str) -> tuple[float, int, dict]:
