@@ -107,22 +107,26 @@ class _WriteGroupFn(beam.DoFn):
             sort_by=self._sort_by,
         )
         reasons: Counter = Counter()
-        tables = list(tables)
-        staged = merge_staged(t for t in tables if isinstance(t, StagedRows))
-        tables = [t for t in tables if not isinstance(t, StagedRows)] + staged
-        for table in read_ahead(tables, self._load):
-            if self._rejects:
-                reasons.update(table.column("reason").to_pylist())
-            out.write(table)
+        staged = []
+        for table in tables:  # streamed: a group's tables are never all in memory at once
+            if isinstance(table, StagedRows):
+                staged.append(table)
+            else:
+                self._write(out, table, reasons)
+        for table in read_ahead(merge_staged(staged), self._read):
+            self._write(out, table, reasons)
         for entry in out.close():
             yield WrittenFile(entry, tuple(sorted(reasons.items())) if self._rejects else ())
             reasons = Counter()  # a group's reasons are reported once, with its first file
 
-    def _load(self, table):
-        # Staged rows are read here, ahead of the writer (see read_ahead).
-        if isinstance(table, StagedRows):
-            return conform_table(read_staged(self._fs, self._root, table), self._schema)
-        return table
+    def _write(self, out: RollingParquetWriter, table: pa.Table, reasons: Counter) -> None:
+        if self._rejects:
+            reasons.update(table.column("reason").to_pylist())
+        out.write(table)
+
+    def _read(self, staged: StagedRows) -> pa.Table:
+        # Runs in read_ahead's thread, one batch ahead of the writer.
+        return conform_table(read_staged(self._fs, self._root, staged), self._schema)
 
 
 def _as_rejects(element: Any, run_id: str) -> pa.Table:
