@@ -135,7 +135,7 @@ def build(pipeline, config: IngestFleetConfig, the_plan: FleetPlan):
     import apache_beam as beam
 
     from transforms import WriteShards
-    from transforms.fleet import IngestSessions, window_table
+    from transforms.fleet import IngestSessions, StageWindows
 
     so = dict(config.storage_options)
     pieces = (
@@ -147,7 +147,9 @@ def build(pipeline, config: IngestFleetConfig, the_plan: FleetPlan):
         )
     )
     return {
-        "data": pieces | "Rows" >> beam.FlatMap(lambda p: [window_table(p.row)] if p.row else []),
+        # Rows (JPEG frames) are staged by the worker that made them; only references move.
+        "staged": pieces
+        | "StageRows" >> StageWindows(config.dataset, run_id=the_plan.run_id, storage_options=so),
         "rejects": pieces | "Rejects" >> beam.FlatMap(lambda p: p.rejects),
         "tallies": pieces | "Counts" >> beam.Map(lambda p: dict(p.tally)),
     } | "WriteShards" >> WriteShards(

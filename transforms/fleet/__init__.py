@@ -3,6 +3,7 @@
 from transforms.fleet.discover import SessionSpec, discover_sessions
 from transforms.fleet.ingest_sessions import IngestSessions, window_table
 from transforms.fleet.session import FleetOptions, WindowPiece, clip_id, ingest_session
+from transforms.fleet.stage_windows import StageWindows
 from transforms.fleet.telemetry import Telemetry, load_telemetry
 from transforms.fleet.video import CameraFile, VideoError, sniff_format
 
@@ -11,6 +12,7 @@ __all__ = [
     "FleetOptions",
     "IngestSessions",
     "SessionSpec",
+    "StageWindows",
     "Telemetry",
     "VideoError",
     "WindowPiece",
