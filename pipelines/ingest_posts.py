@@ -33,7 +33,10 @@ class IngestPostsConfig:
     """Everything that decides what an ingest-posts run produces (stored in the manifest).
 
     Args:
-        sources: files, directories or globs (any fsspec URL).
+        sources: files, directories or globs (any fsspec URL); the ids of batch compliance
+            lines in them are post ids.
+        user_compliance: batch compliance files (or directories, globs) whose ids are user
+            ids (X's user compliance job results); stream events are recognized in both.
         dataset: the posts dataset to append to (created if absent).
         dedup_text: also drop posts whose normalized text was already seen.
         scrub_pii: replace e-mail addresses and phone numbers with ``<email>`` / ``<phone>``.
@@ -58,11 +61,12 @@ class IngestPostsConfig:
     max_line_bytes: int = 16 << 20
     max_reject_rate: float = 0.01
     target_file_bytes: int = 256 << 20
+    user_compliance: tuple[str, ...] = ()
     storage_options: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
-        if not self.sources:
-            raise UserError("ingest posts: expected at least one SRC")
+        if not self.sources and not self.user_compliance:
+            raise UserError("ingest posts: expected at least one SRC or --user-compliance FILE")
         if self.min_chars < 0:
             raise UserError(f"--min-chars {self.min_chars}: expected >= 0")
         if self.max_line_bytes < 1:
@@ -76,6 +80,7 @@ class IngestPostsConfig:
         out.pop("storage_options")
         out["sources"] = list(self.sources)
         out["langs"] = list(self.langs)
+        out["user_compliance"] = list(self.user_compliance)
         out["pipeline"] = "ingest_posts"
         return out
 
@@ -98,22 +103,29 @@ class Plan:
     base_version: int
     base_files: list[str]
     buckets: int
+    user_sources: list[SourceEntry] = field(default_factory=list)
 
 
 def plan(config: IngestPostsConfig, run_id: str | None = None) -> Plan:
     """List the sources, drop those already consumed (``--incremental``), pin the base version."""
     ds = Dataset.create(config.dataset, "posts", storage_options=config.storage_options)
     manifest = ds.manifest()
-    found = list_sources(config.sources, suffixes=SUFFIXES, storage_options=config.storage_options)
+    so = config.storage_options
+    found = list_sources(config.sources, suffixes=SUFFIXES, storage_options=so)
+    users = list_sources(config.user_compliance, suffixes=SUFFIXES, storage_options=so)
+    # A file named both ways would be read twice: as user ids it is only the compliance file.
+    found = [s for s in found if s.uri not in {u.uri for u in users}]
     consumed: list[SourceEntry] = []
     if config.incremental and manifest is not None:
         seen = {(s.uri, s.size, s.mtime) for s in manifest.sources}
-        consumed = [s for s in found if (s.uri, s.size, s.mtime) in seen]
+        consumed = [s for s in (*found, *users) if (s.uri, s.size, s.mtime) in seen]
         found = [s for s in found if (s.uri, s.size, s.mtime) not in seen]
+        users = [s for s in users if (s.uri, s.size, s.mtime) not in seen]
     total = sum(s.size or 0 for s in found)
     return Plan(
         run_id=run_id or new_run_id(),
         sources=found,
+        user_sources=users,
         already_consumed=consumed,
         base_version=manifest.version if manifest else 0,
         base_files=[f.path for f in manifest.files] if manifest else [],
@@ -126,7 +138,7 @@ def build(pipeline, config: IngestPostsConfig, the_plan: Plan):
     import apache_beam as beam
 
     from transforms import WriteShards
-    from transforms.posts import ParsePosts, ResolvePosts, StagePosts
+    from transforms.posts import USER_IDS, ParsePosts, ResolvePosts, StagePosts
     from transforms.rewrite_files import RewriteWithout
 
     so = dict(config.storage_options)
@@ -134,7 +146,10 @@ def build(pipeline, config: IngestPostsConfig, the_plan: Plan):
     # rows move between the steps (see catalog.staging).
     chunks = (
         pipeline
-        | "Sources" >> beam.Create([s.uri for s in the_plan.sources])
+        | "Sources"
+        >> beam.Create(
+            [s.uri for s in the_plan.sources] + [(s.uri, USER_IDS) for s in the_plan.user_sources]
+        )
         | "ParsePosts"
         >> ParsePosts(
             config.parse_options(), storage_options=so, max_line_bytes=config.max_line_bytes
@@ -172,7 +187,7 @@ def build(pipeline, config: IngestPostsConfig, the_plan: Plan):
         "posts",
         run_id=the_plan.run_id,
         storage_options=so,
-        sources=the_plan.sources,
+        sources=[*the_plan.sources, *the_plan.user_sources],
         config=config.manifest_config(),
         base_version=the_plan.base_version,
         target_file_bytes=config.target_file_bytes,
@@ -186,10 +201,15 @@ def run(config: IngestPostsConfig, options, *, run_id: str | None = None):
     from runners.execute import nothing_new, run_pipeline
 
     the_plan = plan(config, run_id)
-    if not the_plan.sources:
+    if not the_plan.sources and not the_plan.user_sources:
         consumed = len(the_plan.already_consumed)
         return nothing_new(config.dataset, "posts", the_plan.run_id, consumed, "sources")
-    log.info("ingesting %d sources into %s", len(the_plan.sources), config.dataset)
+    log.info(
+        "ingesting %d sources (%d user compliance files) into %s",
+        len(the_plan.sources) + len(the_plan.user_sources),
+        len(the_plan.user_sources),
+        config.dataset,
+    )
     return run_pipeline(
         lambda p: build(p, config, the_plan),
         options,
@@ -197,5 +217,5 @@ def run(config: IngestPostsConfig, options, *, run_id: str | None = None):
         run_id=the_plan.run_id,
         base_version=the_plan.base_version,
         storage_options=config.storage_options,
-        input_bytes=sum(s.size or 0 for s in the_plan.sources),
+        input_bytes=sum(s.size or 0 for s in (*the_plan.sources, *the_plan.user_sources)),
     )

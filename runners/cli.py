@@ -360,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     what = ingest.add_subparsers(dest="ingest_kind", metavar="KIND", required=True)
     posts_in = what.add_parser(
         "posts",
-        help="X API v2 pages, stream lines, twarc2 tweets, plain posts, compliance deletes",
+        help="X API v2 pages, stream lines, twarc2 tweets, plain posts, compliance events",
         description="Ingest post streams (JSON Lines, plain, .gz or .zst; every form detected "
         "per line) into a posts dataset: includes joined, text unescaped and NFC-normalized, "
         "entities extracted, only the latest version of edited posts kept, duplicates dropped "
@@ -369,7 +369,20 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Any other --flag is passed to Beam's PipelineOptions.",
     )
     posts_in.add_argument(
-        "sources", nargs="+", metavar="SRC", help="files, directories or globs at any fsspec URL"
+        "sources",
+        nargs="*",
+        metavar="SRC",
+        help="files, directories or globs at any fsspec URL (ids of batch compliance lines "
+        "there are post ids)",
+    )
+    posts_in.add_argument(
+        "--user-compliance",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="FILE",
+        help="X user batch compliance results ({id, action, reason} lines of user ids): "
+        "every post of a deleted, deactivated, protected or suspended account is removed",
     )
     posts_in.add_argument(
         "--to",

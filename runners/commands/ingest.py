@@ -9,6 +9,7 @@ def _posts_config(args, storage_options):
 
     return IngestPostsConfig(
         sources=tuple(args.sources),
+        user_compliance=tuple(args.user_compliance),
         dataset=args.dataset,
         dedup_text=args.dedup_text,
         scrub_pii=args.scrub_pii,
@@ -36,6 +37,7 @@ def _fleet_config(args, storage_options):
         size=args.size,
         jpeg_quality=args.jpeg_quality,
         keyframes_only=args.keyframes_only,
+        raw_fps=args.raw_fps,
         incremental=args.incremental,
         max_reject_rate=args.max_reject_rate,
         target_file_bytes=parse_size(args.target_file_size, "--target-file-size"),

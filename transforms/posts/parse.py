@@ -1,4 +1,4 @@
-"""Parsing one line of a post stream into posts, delete events, skips and rejects.
+"""Parsing one line of a post stream into posts, compliance events, skips and rejects.
 
 Every form is detected per line, so forms mix freely in a file:
 
@@ -8,7 +8,9 @@ Every form is detected per line, so forms mix freely in a file:
 * plain post objects (``id``, ``text``, ``created_at``, ``author_id``; optional fields named as
   in the posts schema: ``author_username``, ``reply_to_post_id``, ``like_count``,
   ``edit_history_ids``...);
-* compliance deletes ``{"action": "delete", "id": ...}`` and ``{"data": {"delete": {...}}}``.
+* compliance events: batch results ``{"action": "delete", "id": ...}`` (post ids) and every
+  post- and user-stream event ``{"data": {"<event>": {...}}}`` (``transforms.posts.compliance``);
+  lines of ``--user-compliance`` files (user ids) go through ``parse_user_compliance_line``.
 
 Pages of things that are not posts (tweet counts, users, lists) and ``errors`` entries are
 skipped and counted. A line that cannot be read becomes one reject; inside a page, one bad tweet
@@ -25,10 +27,19 @@ from typing import Any
 import orjson
 
 from schemas import MAX_PAYLOAD_BYTES
+from transforms.posts.compliance import Event, event_name, stream_event, user_batch_event
+from transforms.posts.errors import RecordError
 from transforms.posts.repeats import SeenPosts
 from transforms.posts.text import clean_text, dedup_hash, extract_entities, scrub_pii
 
-__all__ = ["MAX_POSTS_PER_LINE", "Chunk", "ParseOptions", "RecordError", "parse_line"]
+__all__ = [
+    "MAX_POSTS_PER_LINE",
+    "Chunk",
+    "ParseOptions",
+    "RecordError",
+    "parse_line",
+    "parse_user_compliance_line",
+]
 
 _V1_TIME = "%a %b %d %H:%M:%S %z %Y"  # "Wed Oct 10 20:19:24 +0000 2018"
 # X API pages hold at most 500 posts plus their includes; a line with far more is not a page
@@ -59,25 +70,19 @@ class ParseOptions:
     drop_reposts: bool = False
 
 
-class RecordError(ValueError):
-    """A record that cannot be ingested: ``reason`` is a short code, the message says why."""
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
-
-
 @dataclass
 class Chunk:
     """What a run of lines parsed into. ``counts`` is a tally (see ``transforms.tally``).
 
     With ``seen`` (shared by the chunks of one source), repeats of a post that resolving would
     drop are counted ``deduplicated:post_id`` instead of kept (see ``transforms.posts.repeats``).
+    ``deletes`` are the post ids of ``delete`` events, ``events`` every other compliance event.
     """
 
     source_uri: str
     rows: list[dict] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
     rejects: list[dict] = field(default_factory=list)
     counts: Counter = field(default_factory=Counter)
     seen: SeenPosts | None = None
@@ -102,10 +107,50 @@ class Chunk:
 
 def parse_line(data: bytes, number: int, chunk: Chunk, options: ParseOptions) -> None:
     """Parse one line into ``chunk``."""
+    obj = _load(data, number, chunk)
+    if obj is None:
+        return
+    try:
+        _dispatch(obj, data, number, chunk, options)
+    except RecordError as exc:
+        chunk.reject(f"line {number}", exc.reason, str(exc), data)
+
+
+def parse_user_compliance_line(
+    data: bytes, number: int, chunk: Chunk, options: ParseOptions | None = None
+) -> None:
+    """Parse one line of a user batch compliance file (``{"id", "action", "reason", ...}``,
+    the ids are user ids) into ``chunk``; compliance stream events are taken here too."""
+    obj = _load(data, number, chunk)
+    if obj is None:
+        return
+    try:
+        payload = obj.get("data")
+        if type(payload) is dict and (name := event_name(payload)) is not None:
+            _event(chunk, name, payload.get(name))
+        elif "action" in obj or "id" in obj:
+            event = user_batch_event(obj)
+            if event is None:
+                chunk.skip("compliance_unknown_action")
+            else:
+                chunk.events.append(event)
+                chunk.skip("compliance_" + event.action)
+        else:
+            raise RecordError(
+                "not_compliance",
+                f'expected a batch compliance line {{"id", "action", "reason"}} or a '
+                f"compliance stream event, got keys {sorted(obj)[:8]}",
+            )
+    except RecordError as exc:
+        chunk.reject(f"line {number}", exc.reason, str(exc), data)
+
+
+def _load(data: bytes, number: int, chunk: Chunk) -> dict | None:
+    """A line's JSON object, or None when the line is blank (skipped) or not one (rejected)."""
     locator = f"line {number}"
     if not data.strip():
         chunk.skip("blank_line")
-        return
+        return None
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
@@ -113,16 +158,13 @@ def parse_line(data: bytes, number: int, chunk: Chunk, options: ParseOptions) ->
             data.decode("utf-8")
         except UnicodeDecodeError as bad:
             chunk.reject(locator, "invalid_utf8", f"invalid UTF-8 at byte {bad.start}", data)
-            return
+            return None
         chunk.reject(locator, "json_invalid", str(exc), data)
-        return
+        return None
     if not isinstance(obj, dict):
         chunk.reject(locator, "not_an_object", f"expected a JSON object, got {_kind(obj)}", data)
-        return
-    try:
-        _dispatch(obj, data, number, chunk, options)
-    except RecordError as exc:
-        chunk.reject(locator, exc.reason, str(exc), data)
+        return None
+    return obj
 
 
 def _dispatch(obj: dict, data: bytes, number: int, chunk: Chunk, options: ParseOptions) -> None:
@@ -131,12 +173,13 @@ def _dispatch(obj: dict, data: bytes, number: int, chunk: Chunk, options: ParseO
         chunk.skip("compliance_delete")
         return
     payload = obj.get("data")
-    if isinstance(payload, dict) and isinstance(payload.get("delete"), dict):
-        event = payload["delete"]
-        tweet = event.get("tweet") if isinstance(event.get("tweet"), dict) else event
-        chunk.deletes.append(_id(tweet, "data.delete.tweet.id", required=True, key="id"))
-        chunk.skip("compliance_delete")
-        return
+    # A stream's post has "text": only other objects are looked at for an event, so telling
+    # events apart costs a post line one dictionary lookup.
+    if type(payload) is dict and "text" not in payload:
+        name = event_name(payload)
+        if name is not None:
+            _event(chunk, name, payload.get(name))
+            return
     if isinstance(payload, list | dict):
         items = [payload] if isinstance(payload, dict) else payload
         _page(obj, items, number, data, chunk, options)
@@ -153,6 +196,18 @@ def _dispatch(obj: dict, data: bytes, number: int, chunk: Chunk, options: ParseO
             chunk.skip("empty_page")
         return
     raise RecordError("unknown_payload", f"no post, page or delete event in keys {sorted(obj)[:8]}")
+
+
+def _event(chunk: Chunk, name: str, body: dict | None) -> None:
+    if name == "delete":
+        tweet = body.get("tweet") if isinstance(body.get("tweet"), dict) else body
+        chunk.deletes.append(_id(tweet, "data.delete.tweet.id", required=True, key="id"))
+        chunk.skip("compliance_delete")
+    elif name == "unknown":
+        chunk.skip("compliance_unknown_event")
+    else:
+        chunk.events.append(stream_event(name, body))
+        chunk.skip("compliance_" + name)
 
 
 def _page(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import apache_beam as beam
@@ -13,13 +13,18 @@ import fsspec
 import pyarrow as pa
 import zstandard
 
+from transforms.posts.compliance import Event
 from transforms.posts.decompress import MAX_EXPANSION, DecompressedTooLarge, open_decompressed
 from transforms.posts.lines import read_lines
-from transforms.posts.parse import Chunk, ParseOptions, parse_line
+from transforms.posts.parse import Chunk, ParseOptions, parse_line, parse_user_compliance_line
 from transforms.posts.repeats import SeenPosts
 from transforms.posts.rows import rows_to_table
 
-__all__ = ["ParsePosts", "ParsedChunk", "parse_source"]
+__all__ = ["USER_IDS", "ParsePosts", "ParsedChunk", "parse_source"]
+
+# What the ids of a batch compliance file are: the default (post ids) needs no mark, a user
+# compliance file is the element ``(uri, USER_IDS)``.
+USER_IDS = "users"
 
 # zlib.error: a gzip whose deflate data is corrupt (not an OSError, unlike a bad header).
 _READ_ERRORS = (OSError, EOFError, zlib.error, zstandard.ZstdError)
@@ -33,10 +38,13 @@ class ParsedChunk:
     deletes: list[str]
     rejects: list[dict]
     tally: dict[str, int]
+    events: list[Event] = field(default_factory=list)
 
 
 def _finish(chunk: Chunk) -> ParsedChunk:
-    return ParsedChunk(rows_to_table(chunk.rows), chunk.deletes, chunk.rejects, dict(chunk.counts))
+    return ParsedChunk(
+        rows_to_table(chunk.rows), chunk.deletes, chunk.rejects, dict(chunk.counts), chunk.events
+    )
 
 
 class _CollectorPause:
@@ -69,6 +77,7 @@ def parse_source(
     max_decompressed_bytes: int | None = None,
     max_expansion: float | None = MAX_EXPANSION,
     drop_repeats: bool = False,
+    user_ids: bool = False,
 ):
     """Parse an open (possibly compressed) source, yielding a ``ParsedChunk`` every
     ``chunk_records`` records or ``chunk_bytes`` bytes of lines (and one at the end), so a chunk
@@ -82,7 +91,11 @@ def parse_source(
     With ``drop_repeats``, later rows of a post that resolving is sure to drop are counted
     ``deduplicated:post_id`` instead of yielded (``transforms.posts.repeats``): the pipeline's
     output is the same, with less to convert, stage and resolve.
+
+    With ``user_ids``, the source is a user batch compliance file: every line is a compliance
+    event whose ids are user ids (``parse_user_compliance_line``).
     """
+    parse = parse_user_compliance_line if user_ids else parse_line
     seen = SeenPosts() if drop_repeats else None
     chunk = Chunk(uri, seen=seen)
     number = 0
@@ -102,7 +115,7 @@ def parse_source(
                     line.data,
                 )
             else:
-                parse_line(line.data, line.number, chunk, options)
+                parse(line.data, line.number, chunk, options)
             if chunk.counts["records_in"] >= chunk_records or size >= chunk_bytes:
                 finished = _finish(chunk)
                 collector.resume()
@@ -127,10 +140,18 @@ class _ParseSourceFn(beam.DoFn):
         self._storage_options = storage_options
         self._limits = limits  # max_line_bytes and the decompression limits
 
-    def process(self, uri: str):
+    def process(self, element):
+        uri, ids = (element, None) if isinstance(element, str) else element
         try:
             with fsspec.open(uri, "rb", **self._storage_options) as raw:
-                yield from parse_source(raw, uri, self._options, drop_repeats=True, **self._limits)
+                yield from parse_source(
+                    raw,
+                    uri,
+                    self._options,
+                    drop_repeats=True,
+                    user_ids=ids == USER_IDS,
+                    **self._limits,
+                )
         except (OSError, EOFError, ValueError, zstandard.ZstdError) as exc:
             # A file that breaks off (truncated gzip, unreadable) keeps what was read before;
             # the break itself is one reject naming the file.
@@ -141,6 +162,8 @@ class _ParseSourceFn(beam.DoFn):
 
 class ParsePosts(beam.PTransform):
     """Parse post-stream sources (URIs) into ``ParsedChunk`` elements.
+
+    An element ``(uri, USER_IDS)`` is a user batch compliance file (ids are user ids).
 
     Each source is read line by line (plain, gzip or zstd, detected from its first bytes);
     every line is parsed on its own, so one bad line costs one reject.

@@ -2,16 +2,16 @@
 
 After parsing, the posts of a chunk are written once to the staging area (``catalog.staging``)
 and leave the pipeline's data plane: what flows on is a ``StagedChunk`` holding references to
-the chunk's resolution keys, one record batch per bucket, plus the chunk's deletes, rejects and
-counts (small). ``ResolvePosts`` reads the keys of its bucket; ``WriteShards`` reads the rows
-that survive.
+the chunk's resolution keys, one record batch per bucket, plus the chunk's compliance
+events, rejects and counts (small). ``ResolvePosts`` reads the keys of its bucket;
+``WriteShards`` reads the rows that survive.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import apache_beam as beam
@@ -22,6 +22,7 @@ from catalog.staging import StagedRows, staging_dir, write_staged
 from catalog.storage import open_url
 from schemas import POSTS
 from transforms.partitioning import split_partitions
+from transforms.posts.compliance import Event
 from transforms.posts.parse_posts import ParsedChunk
 from transforms.posts.resolve import resolution_keys
 from transforms.posts.rows import edit_roots, split_buckets
@@ -39,6 +40,7 @@ class StagedChunk:
     deletes: list[str]
     rejects: list[dict]
     tally: dict[str, int]
+    events: list[Event] = field(default_factory=list)
 
 
 def _chunk_name(posts: pa.Table) -> str:
@@ -51,7 +53,7 @@ def _chunk_name(posts: pa.Table) -> str:
 def stage_chunk(fs, root: str, run_id: str, chunk: ParsedChunk, buckets: int) -> StagedChunk:
     """Write ``chunk``'s posts (one batch per ``dt``) and their keys (one batch per bucket of
     edit root) to the staging area of ``run_id``."""
-    out = StagedChunk([], chunk.deletes, chunk.rejects, chunk.tally)
+    out = StagedChunk([], chunk.deletes, chunk.rejects, chunk.tally, chunk.events)
     posts = chunk.posts
     if posts.num_rows == 0:
         return out
