@@ -1,5 +1,5 @@
 """The read side and the dataset contract: open a dataset at a version, commit, lock, collect
-garbage."""
+garbage, expire old versions."""
 
 from catalog.dataset import (
     CommitConflict,
@@ -11,9 +11,11 @@ from catalog.dataset import (
     utc_now,
 )
 from catalog.exclusive import UnsupportedStoreError, create_exclusive
+from catalog.expiry import ExpiryRecord
 from catalog.gc import GcResult, collect_garbage
 from catalog.lock import DatasetLock, LockHeld, LockHolder
 from catalog.parquet import read_parquet
+from catalog.retention import ExpireResult, RetentionPolicy, expire_versions
 from catalog.storage import open_url, redact_url
 from catalog.token_reader import TokenReader
 
@@ -23,14 +25,18 @@ __all__ = [
     "Dataset",
     "DatasetError",
     "DatasetLock",
+    "ExpireResult",
+    "ExpiryRecord",
     "GcResult",
     "LockHeld",
     "LockHolder",
+    "RetentionPolicy",
     "TokenReader",
     "UnsupportedStoreError",
     "collect_garbage",
     "config_hash",
     "create_exclusive",
+    "expire_versions",
     "new_run_id",
     "open_url",
     "read_parquet",

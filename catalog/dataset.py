@@ -16,7 +16,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -25,6 +25,7 @@ from typing import Any
 from fsspec import AbstractFileSystem
 
 from catalog.exclusive import create_exclusive
+from catalog.expiry import ExpiryRecord, expired_message, latest_record
 from catalog.storage import join, open_url, redact_url, to_url
 from schemas import (
     DatasetInfo,
@@ -222,15 +223,34 @@ class Dataset:
         try:
             raw = self.fs.cat_file(self.path(name))
         except FileNotFoundError:
-            known = self.versions()
-            span = f"versions 1..{known[-1]}" if known else "no versions yet"
-            raise DatasetError(f"{self.url}: no version {version} ({span})") from None
+            raise DatasetError(self._missing_version(version)) from None
         where = f"{self.url}/{name}"
         m = Manifest.from_json(raw, where)
         if m.version != version:
             raise ManifestError(f"{where}: says version {m.version}")
         self._manifests[version] = m
         return m
+
+    def _missing_version(self, version: int) -> str:
+        """Why ``version`` cannot be read: expired by ``gc`` (naming the oldest live version),
+        or never committed (naming the live ones)."""
+        record = self.expiry()
+        through = record.through if record else 0
+        live = [v for v in self.versions() if v > through]
+        if record is not None and version <= through:
+            return expired_message(self.url, version, record, live[0] if live else None)
+        span = f"versions {live[0]}..{live[-1]}" if live else "no versions yet"
+        return f"{self.url}: no version {version} ({span})"
+
+    def evict(self, versions: Iterable[int]) -> None:
+        """Forget the cached manifests of ``versions`` (``gc`` calls it for those it expires,
+        so this object stops serving them from memory)."""
+        for v in versions:
+            self._manifests.pop(v, None)
+
+    def expiry(self) -> ExpiryRecord | None:
+        """The newest record of versions expired by ``gc`` retention, or None if none ever was."""
+        return latest_record(self.fs, self.root)
 
     def files(self, version: int | None = None) -> tuple[FileEntry, ...]:
         """The live data files of ``version`` (default: latest)."""
@@ -242,7 +262,12 @@ class Dataset:
         for v in reversed(self.versions()):
             if v <= since:
                 break
-            m = self.manifest(v)
+            try:
+                m = self.manifest(v)
+            except DatasetError:
+                # Expired by a gc since the listing: gc removes manifests oldest first, so
+                # every older one is going too.
+                break
             if m is not None and m.run_id == run_id:
                 return m
         return None

@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
 from catalog.dataset import Dataset, utc_now
 from catalog.staging import STAGING_DIR
 from catalog.storage import join, modified_at
-from schemas import manifest_name
+from schemas import FileEntry, Manifest, manifest_name
 
-__all__ = ["GcResult", "collect_garbage"]
+__all__ = ["GcResult", "collect_garbage", "listed_entries", "listed_paths"]
 
 log = logging.getLogger(__name__)
 
 # Where runs write. A file here that no version lists is an orphan (no version lists staged
 # rows: a run removes its staging area when it ends, so what is left there is a crashed run's).
 _RUN_DIRS = ("data", "rejects", "manifests", STAGING_DIR)
+
+
+def listed_entries(manifest: Manifest) -> Iterator[FileEntry]:
+    """Every file ``manifest`` lists: data, rejects, and any other list of ``FileEntry`` a
+    manifest holds, so a file kind added to the manifest later is kept by ``gc`` unchanged."""
+    for f in fields(manifest):
+        value = getattr(manifest, f.name)
+        if isinstance(value, tuple):
+            yield from (e for e in value if isinstance(e, FileEntry))
+
+
+def listed_paths(manifest: Manifest) -> set[str]:
+    """The paths (relative to the root) of ``listed_entries(manifest)``."""
+    return {e.path for e in listed_entries(manifest)}
 
 
 @dataclass(frozen=True)
@@ -47,9 +62,7 @@ def collect_garbage(
     versions = dataset.versions()
     referenced: set[str] = {"manifests/" + manifest_name(v) for v in versions}
     for v in versions:
-        m = dataset.manifest(v)
-        referenced.update(f.path for f in m.files)
-        referenced.update(f.path for f in m.rejects)
+        referenced.update(listed_paths(dataset.manifest(v)))
     fs, root = dataset.fs, dataset.root
     fs.invalidate_cache()
     removed: list[str] = []

@@ -22,11 +22,13 @@ def _one(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, Any]:
     return rows[0] if rows else {}
 
 
-def _history(spec: ViewSpec) -> list[dict[str, Any]]:
+def _history(spec: ViewSpec, expired: int) -> list[dict[str, Any]]:
     out = []
     for v in spec.ds.versions():
         if v > spec.version:
             break
+        if v <= expired:
+            continue  # expired by a gc that was killed before removing its manifest
         m = spec.ds.manifest(v)
         report = m.report or {}
         out.append(
@@ -41,6 +43,12 @@ def _history(spec: ViewSpec) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def _expired(spec: ViewSpec) -> int:
+    # Versions 1..through were expired by gc retention (0: none ever was).
+    record = spec.ds.expiry()
+    return record.through if record else 0
 
 
 def _nulls(con, view: str, columns: list[str]) -> dict[str, int]:
@@ -160,13 +168,15 @@ def summarize(con: duckdb.DuckDBPyConnection, spec: ViewSpec) -> dict[str, Any]:
     data."""
     v = spec.name
     manifest = spec.ds.manifest(spec.version) if spec.version else None
+    expired = _expired(spec)
     files = list(manifest.files) if manifest else []
     schema = spec.ds.info.schema
     out: dict[str, Any] = {
         "dataset": spec.ds.url,
         "kind": spec.ds.kind,
         "version": spec.version,
-        "history": _history(spec) if spec.version else [],
+        "history": _history(spec, expired) if spec.version else [],
+        "expired_versions": expired,
         "files": len(files),
         "rows": sum(f.rows for f in files),
         "bytes": sum(f.bytes for f in files),

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from catalog.dataset import Dataset, DatasetError
+from catalog.expiry import expired_message, latest_record
 from catalog.storage import join
 
 __all__ = ["TokenReader"]
@@ -109,7 +110,9 @@ class TokenReader:
         batch_size: examples per batch (>= 1); the last batch of a rank may be smaller.
         rank / world_size: this reader's share of every epoch (0 <= rank < world_size).
         seed / epoch: the epoch order (integers >= 0); ``set_epoch`` starts another epoch.
-        version: the version to read (default: the latest when the reader is made).
+        version: the version to read (default: the latest when the reader is made). A version
+            ``gc`` expired (before or while reading) is a ``DatasetError`` naming the oldest
+            live one.
         shuffle: False reads files in path order and rows in file order.
         drop_last: every rank reads the same number of full batches (``N // world_size``
             examples each, the last partial batch dropped), so distributed steps stay in
@@ -303,9 +306,23 @@ class TokenReader:
 
     def _footer(self, path: str) -> pq.FileMetaData:
         if path not in self._footers:
-            with self._fs.open(join(self._root, path), "rb") as f:
+            with self._open(path) as f:
                 self._footers[path] = pq.ParquetFile(f, pre_buffer=False).metadata
         return self._footers[path]
+
+    def _open(self, path: str):
+        try:
+            return self._fs.open(join(self._root, path), "rb")
+        except FileNotFoundError:
+            # The usual cause: gc expired the pinned version since the reader was made (or
+            # since the checkpoint it resumes from). Say so, and what can be read instead.
+            record = latest_record(self._fs, self._root)
+            if record is not None and self.version <= record.through:
+                raise DatasetError(
+                    expired_message(self.url, self.version, record, record.oldest_live)
+                    + "; make a new TokenReader at a live version"
+                ) from None
+            raise
 
     def _parquet(self, path: str) -> pq.ParquetFile:
         # A forked worker inherits the parent's open file: sharing its offset would garble both
@@ -313,7 +330,7 @@ class TokenReader:
         if self._file is not None and (self._file[0] != os.getpid() or self._file[1] != path):
             self.close()
         if self._file is None:
-            f = self._fs.open(join(self._root, path), "rb")
+            f = self._open(path)
             pf = pq.ParquetFile(f, metadata=self._footer(path), pre_buffer=False)
             self._file = (os.getpid(), path, f, pf)
         return self._file[3]

@@ -39,6 +39,7 @@ examples:
   shardsmith inspect ./datasets/clips --contact-sheet sheet.png
   shardsmith history s3://bucket/posts --storage-options '{"anon": false}'
   shardsmith gc ./datasets/posts --min-age 0 --dry-run
+  shardsmith gc ./datasets/posts --keep-versions 5 --keep-for 24h
 """
 
 
@@ -533,9 +534,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     gc = sub.add_parser(
         "gc",
-        help="remove files that no version references",
+        help="remove files no version references; expire old versions (--keep-versions/--keep-for)",
         description="Remove data, reject and temporary files left by crashed or failed runs. "
-        "Files younger than --min-age are kept: they may belong to a run still writing.",
+        "Files younger than --min-age are kept: they may belong to a run still writing. With "
+        "--keep-versions and/or --keep-for, also expire every older version (the latest is "
+        "always kept; given both, a version either keeps is kept) and delete every file that "
+        "only expired versions list, so content removed by a later version (a compliance "
+        "delete) is gone from the store. Reading an expired version is an error naming the "
+        "oldest live one. Takes the dataset's lock, like every writing run; a gc killed midway "
+        "leaves every kept version readable, and the next gc finishes its work.",
+        epilog="example: shardsmith gc s3://bucket/posts --keep-versions 10 --keep-for 7d",
     )
     gc.add_argument("dataset", metavar="DATASET")
     gc.add_argument(
@@ -543,8 +551,24 @@ def build_parser() -> argparse.ArgumentParser:
         default="1h",
         help="only remove orphans older than this (default: %(default)s; 0 = all)",
     )
-    gc.add_argument("--dry-run", action="store_true", help="list what would be removed")
+    gc.add_argument(
+        "--keep-versions",
+        type=int,
+        metavar="N",
+        help="keep the newest N versions (N >= 1), expire older ones",
+    )
+    gc.add_argument(
+        "--keep-for",
+        metavar="DURATION",
+        help="keep every version committed within this long (e.g. 24h, 7d), expire older ones",
+    )
+    gc.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list what would be expired and removed; change nothing (takes no lock)",
+    )
     _add_storage_options(gc)
+    _add_lock_arguments(gc)
     return parser
 
 

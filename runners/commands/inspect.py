@@ -33,6 +33,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
             ("version", "operation", "created (UTC)", "files", "rows", "written", "rejected"),
             [[_fmt(h[k]) for k in h] for h in history],
         )
+    if summary.get("expired_versions"):
+        n = summary["expired_versions"]
+        print(f"versions 1..{n} expired by gc ({n} versions); the history starts after them")
     rows = []
     for field in summary["schema"]:
         name, type_ = field.split(": ", 1)
