@@ -33,7 +33,7 @@ class IngestFleetConfig:
         source: the root holding the sessions (any fsspec URL).
         dataset: the clips dataset to append to (created if absent).
         layout: ``auto`` (both), ``teslacam`` or ``generic``.
-        window_s / fps / size / jpeg_quality / keyframes_only: see ``FleetOptions``.
+        window_s / fps / size / jpeg_quality / keyframes_only / raw_fps: see ``FleetOptions``.
         incremental: skip sessions whose files a committed version already consumed.
         max_reject_rate: fail, committing nothing, above this fraction of rejected records.
         storage_options: fsspec options for source and dataset (never stored).
@@ -47,6 +47,7 @@ class IngestFleetConfig:
     size: tuple[int, int] = (224, 224)
     jpeg_quality: int = 90
     keyframes_only: bool = False
+    raw_fps: float | None = None
     incremental: bool = False
     max_reject_rate: float = 0.01
     target_file_bytes: int = 256 << 20
@@ -64,12 +65,19 @@ class IngestFleetConfig:
             raise UserError(f"--size {w}x{h}: expected 16 to 8192 pixels a side")
         if not 1 <= self.jpeg_quality <= 95:
             raise UserError(f"--jpeg-quality {self.jpeg_quality}: expected 1 to 95")
+        if self.raw_fps is not None and not 0 < self.raw_fps <= 1000:
+            raise UserError(f"--raw-fps {self.raw_fps}: expected more than 0, at most 1000")
         if not 0 <= self.max_reject_rate <= 1:
             raise UserError(f"--max-reject-rate {self.max_reject_rate}: expected 0 to 1")
 
     def options(self) -> FleetOptions:
         return FleetOptions(
-            self.window_s, self.fps, tuple(self.size), self.jpeg_quality, self.keyframes_only
+            self.window_s,
+            self.fps,
+            tuple(self.size),
+            self.jpeg_quality,
+            self.keyframes_only,
+            self.raw_fps,
         )
 
     def manifest_config(self) -> dict[str, Any]:

@@ -496,6 +496,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="take the nearest keyframe instead of the nearest frame (fastest)",
     )
     fleet_in.add_argument(
+        "--raw-fps",
+        type=float,
+        default=None,
+        metavar="FPS",
+        help="frame rate of raw .h264/.hevc files, which carry no times (default: the rate "
+        "each declares in its SPS/VPS timing info; a file declaring none is rejected)",
+    )
+    fleet_in.add_argument(
         "--incremental",
         action="store_true",
         help="skip sessions whose files a committed version already consumed",

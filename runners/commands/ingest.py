@@ -37,6 +37,7 @@ def _fleet_config(args, storage_options):
         size=args.size,
         jpeg_quality=args.jpeg_quality,
         keyframes_only=args.keyframes_only,
+        raw_fps=args.raw_fps,
         incremental=args.incremental,
         max_reject_rate=args.max_reject_rate,
         target_file_bytes=parse_size(args.target_file_size, "--target-file-size"),

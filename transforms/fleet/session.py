@@ -39,6 +39,8 @@ class FleetOptions:
         size: output frame size (width, height); frames are scaled to it (no crop).
         jpeg_quality: 1-95.
         keyframes_only: take the nearest keyframe instead of the nearest frame (cheapest).
+        raw_fps: frame rate of raw H.264/HEVC streams (they carry no times); None: the rate
+            each declares, and a stream declaring none is rejected ``no_frame_rate``.
     """
 
     window_s: float = 10.0
@@ -46,6 +48,7 @@ class FleetOptions:
     size: tuple[int, int] = (224, 224)
     jpeg_quality: int = 90
     keyframes_only: bool = False
+    raw_fps: float | None = None
 
 
 @dataclass
@@ -131,7 +134,7 @@ def ingest_session(
             files = []
             for url in urls:
                 try:
-                    cf = CameraFile(url, storage_options, fallback)
+                    cf = CameraFile(url, storage_options, fallback, raw_fps=options.raw_fps)
                 except VideoError as exc:
                     _reject(first, url, "file", exc.reason, str(exc))
                     continue

@@ -3,7 +3,9 @@
 Inputs are opened only through fsspec file objects, with the demuxer chosen from the file's own
 first bytes out of an allow-list (MP4/MOV, Matroska/WebM, AVI, MPEG-TS, raw H.264/HEVC). A
 playlist, a concat list or anything else is refused before FFmpeg sees it, so no input can make
-the decoder open another file or URL.
+the decoder open another file or URL. Frame times count from the file's start as each
+container defines it (``timeline``); a raw stream has none and is decoded in order
+(``InOrderDecoder``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from transforms.fleet.discover import NotARegularFile, open_source
+from transforms.fleet.in_order import InOrderDecoder
+from transforms.fleet.timeline import RAW_FORMATS, origin_pts, raw_rate
+from transforms.fleet.video_error import VideoError
 
 __all__ = ["CameraFile", "FrameAt", "VideoError", "sniff_format"]
 
@@ -27,14 +32,6 @@ _MAX_PIXELS = 8192 * 8192  # refuse absurd headers before any frame is allocated
 # file is cut there (its longest steady run is kept).
 _MAX_JUMP_S = 60.0
 _MAX_OFFSET_S = 2.0**31  # 68 years after the file's start: no recording, and far from overflow
-
-
-class VideoError(Exception):
-    """A camera file that cannot be (fully) read: ``reason`` is a short code."""
-
-    def __init__(self, reason: str, message: str, at_s: float | None = None):
-        super().__init__(message)
-        self.reason, self.at_s = reason, at_s
 
 
 def sniff_format(head: bytes) -> str | None:
@@ -69,12 +66,21 @@ class CameraFile:
         storage_options: fsspec options.
         fallback_start_us: wall-clock time (µs, UTC) of presentation time 0, used when the
             file's own ``creation_time`` is missing.
+        raw_fps: frame rate of a raw H.264/HEVC stream; None: the rate it declares
+            (``timeline.raw_rate``).
 
     ``problems`` lists where the file breaks off, is cut short or its clock jumps: each is a
     reject, and the frames kept still count.
     """
 
-    def __init__(self, url: str, storage_options: Mapping[str, Any], fallback_start_us: int):
+    def __init__(
+        self,
+        url: str,
+        storage_options: Mapping[str, Any],
+        fallback_start_us: int,
+        *,
+        raw_fps: float | None = None,
+    ):
         self.url = url
         try:
             self._file = open_source(url, storage_options)
@@ -114,9 +120,18 @@ class CameraFile:
             ctx.options = limits  # and a new size in mid-stream fails the same way
             self.codec = ctx.name
             self.width, self.height = ctx.width, ctx.height
-            rate = self._stream.average_rate or self._stream.guessed_rate
-            self.fps = float(rate) if rate else 0.0
-            self._tb = float(self._stream.time_base)
+            self._raw = fmt in RAW_FORMATS
+            if self._raw:  # no timestamps: frames are numbered, 1/fps apart (once counted)
+                self._rate_of = (fmt, ctx.framerate, raw_fps)
+                self.fps, self._tb, self._origin = 0.0, 1.0, 0
+            else:
+                rate = self._stream.average_rate or self._stream.guessed_rate
+                self.fps = float(rate) if rate else 0.0
+                self._tb = float(self._stream.time_base)
+                self._origin = origin_pts(fmt, self._container.start_time, self._stream.time_base)
+            # FFmpeg seeks an MPEG-TS by decoding time, to whichever packet is there, not to a
+            # keyframe's presentation time: it is sought at its keyframes' decoding times.
+            self._key_dts: dict[int, int] | None = {} if fmt == "mpegts" else None
             self.start_us = _creation_us(self._container.metadata) or fallback_start_us
             self._index()
             if declared_end and size and declared_end > size and not self.problems:
@@ -124,7 +139,7 @@ class CameraFile:
                     VideoError(
                         "truncated",
                         f"the file ends at byte {size}, its Segment at byte {declared_end}",
-                        at_s=float(self.pts[-1] * self._tb),
+                        at_s=float((self.pts[-1] - self._origin) * self._tb),
                     )
                 )
         except VideoError:
@@ -137,30 +152,44 @@ class CameraFile:
     def _index(self) -> None:
         """Demux (no decoding) to list every frame's pts and the keyframes."""
         pts, keys, corrupt = [], [], []
+        # Frames before an MP4 edit list's start: decoded (others refer to them), never shown.
+        hidden, hidden_keys = 0, []
+        o, tb = self._origin, self._tb
         # Where the file breaks off or its clock jumps: the frames kept still count.
         self.problems: list[VideoError] = []
         try:
-            for packet in self._container.demux(self._stream):
-                if packet.pts is None or packet.size == 0:
-                    continue
-                if packet.is_corrupt:  # cut short by the end of the file, or damaged
-                    corrupt.append(packet.pts * self._tb)
-                    continue
-                pts.append(packet.pts)
-                if packet.is_keyframe:
-                    keys.append(packet.pts)
+            if self._raw:
+                self._number_frames(pts)
+                keys = pts
+            else:
+                for packet in self._container.demux(self._stream):
+                    if packet.pts is None or packet.size == 0:
+                        continue
+                    if packet.is_discard:
+                        hidden += 1
+                        if packet.is_keyframe:
+                            hidden_keys.append(packet.pts)
+                        continue
+                    if packet.is_corrupt:  # cut short by the end of the file, or damaged
+                        corrupt.append((packet.pts - o) * tb)
+                        continue
+                    pts.append(packet.pts)
+                    if packet.is_keyframe:
+                        keys.append(packet.pts)
+                        if self._key_dts is not None and packet.dts is not None:
+                            self._key_dts[packet.pts] = packet.dts
         except (av.error.FFmpegError, ValueError) as exc:
-            at = max(pts) * self._tb if pts else 0.0
+            at = (max(pts) - o) * tb if pts else 0.0
             self.problems.append(
                 VideoError("decode_error", f"{type(exc).__name__}: {exc}", at_s=at)
             )
         declared = self._stream.frames
-        if not self.problems and declared and len(pts) < declared:
+        if not self.problems and declared and len(pts) + hidden < declared:
             self.problems.append(
                 VideoError(
                     "truncated",
-                    f"{declared} frames declared, the data ends after {len(pts)}",
-                    at_s=max(pts, default=0) * self._tb,
+                    f"{declared} frames declared, the data ends after {len(pts) + hidden}",
+                    at_s=(max(pts, default=o) - o) * tb,
                 )
             )
         if corrupt and not self.problems:
@@ -176,10 +205,18 @@ class CameraFile:
             raise self.problems[0]
         if not pts:
             raise VideoError("no_frames", "no video frames in the file")
+        if self._raw:
+            if not self.width:  # its packets are whatever lies between start codes
+                raise VideoError("no_frames", "no video frames in the file (no SPS)")
+            self.fps = raw_rate(*self._rate_of)
+            self._tb = tb = 1.0 / self.fps
+            for p in self.problems:  # counted in frames until the rate was known
+                p.at_s = p.at_s * tb if p.at_s is not None else None
         self.pts = self._steady(np.array(pts, dtype=np.int64))
         kept = set(self.pts.tolist())
-        self.keyframes = sorted(k for k in keys if k in kept) or [int(self.pts[0])]
-        self.frame_ts_us = self.start_us + np.round(self.pts * self._tb * 1e6).astype(np.int64)
+        self.keyframes = self._seek_points(keys, kept, hidden_keys)
+        # Time 0 of the file (``origin_pts``) is its wall-clock start.
+        self.frame_ts_us = self.start_us + np.round((self.pts - o) * tb * 1e6).astype(np.int64)
         gaps = np.diff(self.pts)
         step = np.median(gaps) if len(gaps) else 0
         # Frames missing from the stream: a gap of more than 1.5 frame durations.
@@ -198,15 +235,38 @@ class CameraFile:
         self._position = None  # pts of the last packet fed to the decoder
         self._last_out = -(2**62)  # pts of the last frame it gave back (display order)
         self._iter = None
+        self._in_order = (
+            InOrderDecoder(self._container, self._stream, self._scaler, self.fps)
+            if self._raw
+            else None
+        )
+
+    def _number_frames(self, numbers: list[int]) -> None:
+        """Number a raw stream's frames into ``numbers``: one per packet, in display order
+        (``InOrderDecoder``). All count as keyframes: the stream is decoded in order, any
+        frame is as cheap to reach as any other."""
+        for packet in self._container.demux(self._stream):
+            if packet.size:
+                numbers.append(len(numbers))
+
+    def _seek_points(self, keys: list[int], kept: set[int], hidden_keys: list[int]) -> list[int]:
+        """The keyframes decoding may start at: those of the frames kept, and those an edit
+        list hides (a trimmed start hides the keyframe its first shown frames come from)."""
+        first, last = int(self.pts[0]), int(self.pts[-1])
+        shown = [k for k in keys if k in kept]
+        lead = max((k for k in hidden_keys if k <= first), default=None)
+        if lead is not None:
+            shown += [k for k in hidden_keys if lead <= k <= last]
+        return sorted(shown) or [first]
 
     def _steady(self, pts: np.ndarray) -> np.ndarray:
         """The longest run of distinct pts (sorted) without a jump in time; a cut is a problem."""
-        t = pts * self._tb
+        t = (pts - self._origin) * self._tb
         inside = np.abs(t) <= _MAX_OFFSET_S
         if not inside.any():
             raise VideoError("bad_timestamps", f"frame times out of range (first {t[0]:.6g}s)")
         pts = np.unique(pts[inside])  # two frames at one time: one of them cannot be had
-        t = pts * self._tb
+        t = (pts - self._origin) * self._tb
         cuts = np.flatnonzero(np.diff(t) > _MAX_JUMP_S) + 1
         runs = np.split(np.arange(len(pts)), cuts)
         best = max(runs, key=len)
@@ -238,6 +298,9 @@ class CameraFile:
         frames nothing refers to are skipped unless wanted. Raises ``VideoError`` with the time
         if the stream breaks off.
         """
+        if self._in_order is not None:  # a raw stream: no times to seek by
+            yield from self._in_order.decode(wanted_pts, size)
+            return
         width, height = size
         ctx = self._stream.codec_context
         pending = sorted(set(wanted_pts))
@@ -298,7 +361,7 @@ class CameraFile:
                     self._iter = None  # end of stream: what was not found does not exist
                     return
             except (av.error.FFmpegError, ValueError) as exc:
-                at = (self._position or 0) * self._tb
+                at = ((self._position or self._origin) - self._origin) * self._tb
                 self._iter = None
                 raise VideoError("decode_error", f"{type(exc).__name__}: {exc}", at_s=at) from None
 
@@ -317,7 +380,8 @@ class CameraFile:
         return self.keyframes[max(0, bisect.bisect_right(self.keyframes, pts) - 1)]
 
     def _seek(self, key_pts: int) -> None:
-        self._container.seek(key_pts, stream=self._stream, backward=True, any_frame=False)
+        at = key_pts if self._key_dts is None else self._key_dts.get(key_pts, key_pts)
+        self._container.seek(at, stream=self._stream, backward=True, any_frame=False)
         self._stream.codec_context.flush_buffers()
         self._iter = self._container.demux(self._stream)
         self._position = None
