@@ -1,7 +1,7 @@
 """Every container the README lists ingests with true wall-clock frame times: MPEG-TS (its
 clock starts anywhere), raw H.264 and HEVC (no times at all: numbered at the rate the stream
 declares, or ``--raw-fps``), MP4 with an edit list (a delayed and a trimmed start), MOV,
-Matroska, WebM (VP8 and VP9), and all of them in one session.
+Matroska, WebM (VP8 and VP9), AVI, and all of them in one session.
 
 Every frame shows its own session time (``read_clock``): a frame taken from the wrong place,
 or placed at the wrong time, fails the test; so does a camera missing from a window."""
@@ -237,9 +237,21 @@ def test_every_container_in_one_session(tmp_path):
     _clip(d / "mirror.mkv", _at(CLOCKS), fmt="matroska")
     _clip(d / "roof.webm", _at(CLOCKS), fmt="webm", codec="libvpx-vp9")
     _clip(d / "bumper.webm", _at(CLOCKS), fmt="webm", codec="libvpx")
+    _clip(d / "dash.avi", _at(CLOCKS), fmt="avi", codec="mpeg4", ms_pts=False)  # frame-based
     report, rows, rejects = _ingest(tmp_path)
     assert rejects == [] and report.records_written == len(rows) == 2
-    cameras = ["front", "rear", "left", "right", "pillar", "cabin", "mirror", "roof", "bumper"]
+    cameras = [
+        "front",
+        "rear",
+        "left",
+        "right",
+        "pillar",
+        "cabin",
+        "mirror",
+        "roof",
+        "bumper",
+        "dash",
+    ]
     # The trimmed camera shows its media from 300 ms on at time 0: it ends 300 ms early.
     _assert_true_times(rows, cameras, {"pillar": (0, 3600)})
     codecs = {c["camera"]: c["codec"] for r in rows for c in r["cameras"]}
@@ -253,6 +265,7 @@ def test_every_container_in_one_session(tmp_path):
         "mirror": "h264",
         "roof": "vp9",
         "bumper": "vp8",
+        "dash": "mpeg4",
     }
     assert all(r["quality"]["camera_skew_ms"] == 0 for r in rows)
 
