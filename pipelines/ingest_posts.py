@@ -1,8 +1,9 @@
 """``shardsmith ingest posts``: post streams -> a ``posts`` dataset version (DESIGN.md §4).
 
 match sources -> read lines -> parse (pages expanded, includes joined, non-posts skipped,
-malformed lines rejected) -> resolve duplicates, edits and compliance deletes (against this run
-and the dataset) -> rewrite committed files that lose rows -> write shards -> commit once.
+compliance events collected, malformed lines rejected) -> the run's compliance state -> resolve
+duplicates, edits and compliance removals (against this run and the dataset) -> rewrite
+committed files that lose rows or gain marks -> write shards -> commit once.
 """
 
 from __future__ import annotations
@@ -139,6 +140,7 @@ def build(pipeline, config: IngestPostsConfig, the_plan: Plan):
 
     from transforms import WriteShards
     from transforms.posts import USER_IDS, ParsePosts, ResolvePosts, StagePosts
+    from transforms.posts.removals import apply_marks, build_removals
     from transforms.rewrite_files import RewriteWithout
 
     so = dict(config.storage_options)
@@ -161,7 +163,20 @@ def build(pipeline, config: IngestPostsConfig, the_plan: Plan):
     )
     keys = chunks | "Keys" >> beam.FlatMap(lambda c: c.keys)
     deletes = chunks | "Deletes" >> beam.FlatMap(lambda c: c.deletes)
-    resolved = {"keys": keys, "deletes": deletes} | "ResolvePosts" >> ResolvePosts(
+    events = chunks | "Events" >> beam.FlatMap(lambda c: c.events)
+    # The run's compliance state: every event of the run, in time order, on top of the
+    # dataset's (one small element every step that needs it reads as a side input).
+    removals = (
+        pipeline
+        | "RemovalsTrigger" >> beam.Create([None])
+        | "Removals"
+        >> beam.Map(
+            lambda _, d, e: build_removals(d, e),
+            beam.pvalue.AsList(deletes),
+            beam.pvalue.AsList(events),
+        )
+    )
+    resolved = {"keys": keys, "removals": removals} | "ResolvePosts" >> ResolvePosts(
         config.dataset,
         files=the_plan.base_files,
         buckets=the_plan.buckets,
@@ -169,7 +184,11 @@ def build(pipeline, config: IngestPostsConfig, the_plan: Plan):
         dedup_text=config.dedup_text,
     )
     rewritten = resolved["remove"] | "RewriteCommitted" >> RewriteWithout(
-        config.dataset, "posts", storage_options=so
+        config.dataset,
+        "posts",
+        storage_options=so,
+        amend=apply_marks,
+        amend_with=[beam.pvalue.AsSingleton(removals)],
     )
     tallies = (
         chunks | "ParseCounts" >> beam.Map(lambda c: c.tally),
@@ -178,7 +197,11 @@ def build(pipeline, config: IngestPostsConfig, the_plan: Plan):
     ) | "AllCounts" >> beam.Flatten()
     return {
         "staged": resolved["posts"],
-        "data": rewritten | "RewrittenRows" >> beam.Map(lambda r: r.kept),
+        "data": (
+            rewritten | "RewrittenRows" >> beam.Map(lambda r: r.kept),
+            resolved["marked"],
+        )
+        | "AllRows" >> beam.Flatten(),
         "rejects": chunks | "Rejects" >> beam.FlatMap(lambda c: c.rejects),
         "tallies": tallies,
         "remove": rewritten | "Replaced" >> beam.Map(lambda r: r.path),

@@ -60,6 +60,7 @@ def print_report(report) -> None:
         ("deduplicated", f"{report.records_deduplicated:,}"),
         *detail(report.deduplicated_by_reason),
         ("deleted (compliance)", f"{report.records_deleted:,}"),
+        *detail(getattr(report, "deleted_by_reason", {})),
         ("skipped", f"{report.records_skipped:,}"),
         *detail(report.skipped_by_reason),
         ("files written", f"{report.files_written:,} ({human_bytes(report.bytes_written)})"),

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-__all__ = ["CLIPS", "KINDS", "POSTS", "TOKENS", "KindSpec", "kind_spec"]
+__all__ = ["CLIPS", "GEO", "KINDS", "POSTS", "TOKENS", "KindSpec", "kind_spec"]
 
 _STRINGS = pa.list_(pa.string())
 
@@ -22,6 +22,10 @@ MEDIA = pa.struct(
         ("alt_text", pa.string()),
     ]
 )
+
+# X's ``geo`` of a post: the place it was tagged with and, when shared, its point as
+# [longitude, latitude]. ``scrub_geo`` compliance events null it.
+GEO = pa.struct([("place_id", pa.string()), ("coordinates", pa.list_(pa.float64()))])
 
 POSTS_SCHEMA = pa.schema(
     [
@@ -45,6 +49,10 @@ POSTS_SCHEMA = pa.schema(
         ("reply_count", pa.int64()),
         ("quote_count", pa.int64()),
         ("possibly_sensitive", pa.bool_()),
+        # Countries where X withholds the post (the post's own ``withheld.country_codes`` and
+        # ``withheld`` / ``user_withheld`` compliance events); null when withheld nowhere.
+        ("withheld_in_countries", _STRINGS),
+        ("geo", GEO),
         ("edit_history_ids", _STRINGS),
         ("text_hash", pa.uint64()),
         ("source_uri", pa.string()),

@@ -126,6 +126,8 @@ def test_hand_checked_posts_have_exactly_the_expected_columns(tmp_path):
     }
     common = {
         "possibly_sensitive": None,
+        "withheld_in_countries": None,  # no post of the file is withheld or geotagged
+        "geo": None,
         "source_uri": str(HAND),
         "text_hash": rows["101"]["text_hash"],
     }

@@ -83,6 +83,12 @@ def _relative(rows: list[dict], root: Path) -> list[dict]:
     return sorted(rows, key=lambda r: orjson.dumps(r, option=orjson.OPT_SORT_KEYS))
 
 
+# Columns added since the digests were first recorded (issue 14: withheld countries, geo):
+# ``rows_sha256`` digests every other column, so its recorded values prove those did not change;
+# ``new_columns_sha256`` digests these.
+NEW_COLUMNS = ["withheld_in_countries", "geo"]
+
+
 def _rows(table: pa.Table) -> list[dict]:
     table = table.set_column(
         table.schema.get_field_index("created_at"),
@@ -91,7 +97,12 @@ def _rows(table: pa.Table) -> list[dict]:
     )
     if "dt" in table.column_names:
         table = table.drop_columns(["dt"])
-    return table.to_pylist()
+    return table.drop_columns(NEW_COLUMNS).to_pylist()
+
+
+def _new_columns(table: pa.Table) -> list[dict]:
+    rows = table.select(["post_id", *NEW_COLUMNS]).to_pylist()
+    return sorted(rows, key=lambda r: orjson.dumps(r, option=orjson.OPT_SORT_KEYS))
 
 
 def _rejects(ds: Dataset, version: int) -> list[dict]:
@@ -114,13 +125,15 @@ def digest(sources: list[Path], dataset: Path, options: dict) -> list[dict]:
         )
         report = run(config, beam_options("local", 1, ["--direct_running_mode=in_memory"]))
         ds = Dataset.open(str(dataset))
-        rows = _relative(_rows(read_version(ds)), src.parent)
+        table = read_version(ds)
+        rows = _relative(_rows(table), src.parent)
         rejects = _relative(_rejects(ds, report.version), src.parent)
         out.append(
             {
                 "report": {k: report.to_dict()[k] for k in _REPORT_KEYS},
                 "rows": len(rows),
                 "rows_sha256": _sha(rows),
+                "new_columns_sha256": _sha(_new_columns(table)),
                 "rejects": len(rejects),
                 "rejects_sha256": _sha(rejects),
             }

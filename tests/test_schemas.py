@@ -52,6 +52,8 @@ def test_column_names_are_the_contract():
         "reply_count",
         "quote_count",
         "possibly_sensitive",
+        "withheld_in_countries",
+        "geo",
         "edit_history_ids",
         "text_hash",
         "source_uri",

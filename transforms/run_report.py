@@ -20,9 +20,10 @@ import apache_beam as beam
 __all__ = ["NothingLostError", "RunReport", "SumTallies", "tally"]
 
 # Keys of a tally. "<group>:<reason>" keys count by reason: skipped payloads that are not
-# records, deduplicated records, and "info" counts that are reported but not part of the identity.
+# records, deduplicated records, records deleted by compliance (by the event that removed them),
+# and "info" counts that are reported but not part of the identity.
 _PLAIN_KEYS = ("records_in", "written", "deleted", "carried")
-_GROUPS = ("skipped:", "deduplicated:", "info:")
+_GROUPS = ("skipped:", "deduplicated:", "deleted:", "info:")
 
 
 class NothingLostError(RuntimeError):
@@ -107,6 +108,7 @@ class RunReport:
     records_written: int = 0
     records_rejected: int = 0
     records_deleted: int = 0
+    deleted_by_reason: dict[str, int] = field(default_factory=dict)
     rejects_by_reason: dict[str, int] = field(default_factory=dict)
     deduplicated_by_reason: dict[str, int] = field(default_factory=dict)
     skipped_by_reason: dict[str, int] = field(default_factory=dict)

@@ -46,6 +46,7 @@ _V1_TIME = "%a %b %d %H:%M:%S %z %Y"  # "Wed Oct 10 20:19:24 +0000 2018"
 # but a way to turn one line into millions of rows or rejects held in memory at once.
 MAX_POSTS_PER_LINE = 10_000
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
+_V1_WITHHELD = "withheld_in_countries"
 _REF_COLUMNS = {
     "replied_to": "reply_to_post_id",
     "quoted": "quoted_post_id",
@@ -361,6 +362,8 @@ def map_tweet(t: dict, users: dict, media: dict, source_uri: str, line: int) -> 
         "reply_count": _int(metrics, "reply_count"),
         "quote_count": _int(metrics, "quote_count"),
         "possibly_sensitive": _bool(t.get("possibly_sensitive"), "possibly_sensitive"),
+        "withheld_in_countries": _withheld(t) if "withheld" in t or _V1_WITHHELD in t else None,
+        "geo": _geo(t["geo"]) if t.get("geo") is not None else None,
         "edit_history_ids": list(map(str, history)),
         "text_hash": dedup_hash(text),
         "source_uri": source_uri,
@@ -438,6 +441,35 @@ def _media(t: dict, media: dict) -> list[dict]:
             }
         )
     return out
+
+
+def _withheld(t: dict) -> list[str] | None:
+    """Country codes a post is withheld in: v2 ``withheld.country_codes``, v1.1 and plain
+    ``withheld_in_countries``; None when withheld nowhere."""
+    value = t.get("withheld")
+    codes = value.get("country_codes") if isinstance(value, dict) else t.get(_V1_WITHHELD)
+    if value is not None and not isinstance(value, dict):
+        raise RecordError("wrong_type", f"withheld: expected an object, got {_kind(value)}")
+    codes = _list(codes, "withheld.country_codes")
+    if not all(isinstance(c, str) for c in codes):
+        raise RecordError("wrong_type", "withheld.country_codes: expected a list of strings")
+    return sorted(set(codes)) or None
+
+
+def _geo(value: Any) -> dict:
+    """v2 ``geo``: ``{"place_id", "coordinates": {"type": "Point", "coordinates": [lon, lat]}}``."""
+    if not isinstance(value, dict):
+        raise RecordError("wrong_type", f"geo: expected an object, got {_kind(value)}")
+    point = value.get("coordinates")
+    if isinstance(point, dict):
+        point = point.get("coordinates")
+    point = _list(point, "geo.coordinates.coordinates")
+    if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in point):
+        raise RecordError("wrong_type", "geo.coordinates.coordinates: expected [lon, lat]")
+    return {
+        "place_id": _str(value.get("place_id"), "geo.place_id"),
+        "coordinates": [float(x) for x in point] or None,
+    }
 
 
 def _timestamp(t: dict) -> int:

@@ -7,6 +7,7 @@ run, and the keys of rows already committed -- so each decision needs only the b
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -26,9 +27,11 @@ __all__ = [
 
 # What is read of committed rows to resolve against them (plus the file path).
 COMMITTED_KEY_COLUMNS = ["post_id", "created_at", "edit_history_ids"]
-# What resolving a new row needs of it: ``resolution_keys`` adds its completeness ``score``.
+# What resolving a new row needs of it: ``resolution_keys`` adds its completeness ``score``
+# (``author_id``: compliance removes every post of some authors).
 RESOLVE_KEY_COLUMNS = [
     "post_id",
+    "author_id",
     "created_at",
     "edit_history_ids",
     "source_uri",
@@ -67,7 +70,9 @@ def row_score(row: dict) -> int:
     return len(row) - [*row.values()].count(None) + len(row["media"] or ())
 
 
-def resolve_bucket(new: pa.Table, committed: pa.Table | None, deletes: set[str]) -> Resolution:
+def resolve_bucket(
+    new: pa.Table, committed: pa.Table | None, deletes: set[str] | Mapping[str, str]
+) -> Resolution:
     """Keep one row per post, the latest version of every edited post, and nothing deleted.
 
     Args:
@@ -75,7 +80,8 @@ def resolve_bucket(new: pa.Table, committed: pa.Table | None, deletes: set[str])
             as where a staged row is, are carried along).
         committed: committed rows' ``post_id``, ``created_at``, ``edit_history_ids`` and
             ``_path``, or None.
-        deletes: every post id a compliance event of this run deletes.
+        deletes: every post id compliance removes with its whole edit chain, or a mapping
+            of them to why (``delete``, ``drop``, ``tombstone``: the ``deleted:<why>`` count).
 
     Rows of ``new`` end up kept, ``deduplicated`` (``post_id``: already seen or committed;
     ``edit_superseded``: an older version of an edited post) or ``deleted``. Committed rows that
@@ -117,17 +123,20 @@ def resolve_bucket(new: pa.Table, committed: pa.Table | None, deletes: set[str])
                 strict=True,
             )
         )
-    deleted_roots: set[str] = set()
+    why = deletes if isinstance(deletes, Mapping) else dict.fromkeys(deletes, "delete")
+    deleted_roots: dict[str, str] = {}
     for root, members in by_root.items():
         named = {root, *(ids[i] for i in members)}
         named.update(h for i in members for h in histories[i] or ())
-        if not named.isdisjoint(deletes):
-            deleted_roots.add(root)
+        hit = named & why.keys()
+        if hit:
+            deleted_roots[root] = why[min(hit)]
     for pid, hist, _, _ in committed_rows:
-        if pid in deletes or not deletes.isdisjoint(hist or ()):
-            deleted_roots.add(hist[0] if hist else pid)
-    for root in deleted_roots & by_root.keys():
-        out.counts["deleted"] += len(by_root.pop(root))
+        hit = {pid, *(hist or ())} & why.keys()
+        if hit:
+            deleted_roots.setdefault(hist[0] if hist else pid, why[min(hit)])
+    for root in deleted_roots.keys() & by_root.keys():
+        out.counts["deleted:" + deleted_roots[root]] += len(by_root.pop(root))
 
     old_by_root: dict[str, list[tuple[tuple, str, str]]] = defaultdict(list)
     for pid, hist, ts, path in committed_rows:

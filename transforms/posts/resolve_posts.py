@@ -1,4 +1,4 @@
-"""``ResolvePosts``: duplicates, edits and compliance deletes, against this run and the dataset."""
+"""``ResolvePosts``: duplicates, edits and compliance removals, against this run and the dataset."""
 
 from __future__ import annotations
 
@@ -14,6 +14,14 @@ from catalog.parquet import read_parquet
 from catalog.staging import StagedRows, read_staged
 from catalog.storage import open_url
 from schemas import POSTS
+from transforms.posts.removals import (
+    Removals,
+    apply_marks,
+    chain_deletes,
+    drop_removed,
+    lookup,
+    needs_marks,
+)
 from transforms.posts.resolve import (
     COMMITTED_KEY_COLUMNS,
     dedup_text,
@@ -65,14 +73,81 @@ class _ResolveFn(beam.DoFn):
     def setup(self):
         self._fs, self._root = open_url(self._url, self._storage_options)
 
-    def process(self, element, deletes: list[str]):
+    def process(self, element, removals: Removals):
         refs, old = _split(element)
         if not refs and not old:
             return
         new = [read_staged(self._fs, self._root, ref) for ref in refs]
         table = pa.concat_tables(new) if new else _empty_keys()
         committed = pa.concat_tables(old) if old else None
-        yield resolve_bucket(table, committed, set(deletes))
+        # Blocked authors and superseded versions go first, as one vectorized filter; what
+        # removes a whole edit chain is narrowed to the ids this bucket names.
+        table, dropped = drop_removed(table, removals)
+        deletes = chain_deletes([table, *([] if committed is None else [committed])], removals)
+        resolution = resolve_bucket(table, committed, deletes)
+        resolution.counts.update(dropped)
+        yield resolution
+
+
+class _ScanCommittedFn(beam.DoFn):
+    """Committed rows this run's user events remove (a blocked author, a superseded version)
+    or mark (withheld, scrub_geo): ``(path, post_id)`` to remove, ``(path, None)`` to rewrite
+    the file with its marks; a file is read only when the run has such events."""
+
+    def __init__(self, url, storage_options):
+        self._url, self._storage_options = url, storage_options
+
+    def setup(self):
+        self._fs, self._root = open_url(self._url, self._storage_options)
+
+    def process(self, path: str, removals: Removals):
+        if not removals.touches_committed:
+            return
+        table = read_parquet(self._fs, f"{self._root}/{path}", ["post_id", "author_id"])
+        ids = table.column("post_id").combine_chunks()
+        authors = table.column("author_id").combine_chunks()
+        # Only blocks this run added: what earlier versions held left no row to find.
+        new = pa.array(sorted(removals.new_authors), pa.string())
+        blocked = pc.if_else(
+            pc.is_in(authors, value_set=new),
+            lookup(authors, removals, "authors"),
+            pa.scalar(None, pa.string()),
+        )
+        why = pc.coalesce(blocked, lookup(ids, removals, "superseded"))
+        gone = pc.fill_null(pc.is_valid(why), False)
+        counts: dict[str, int] = {}
+        for pid, kind in zip(
+            pc.filter(ids, gone).to_pylist(), pc.filter(why, gone).to_pylist(), strict=True
+        ):
+            counts["info:committed_rows_deleted:" + kind] = (
+                counts.get("info:committed_rows_deleted:" + kind, 0) + 1
+            )
+            yield path, pid
+        if removals.new_marks and pc.any(needs_marks(table, removals)).as_py():
+            yield path, None
+        if counts:
+            yield beam.pvalue.TaggedOutput("tallies", counts)
+
+
+class _SplitMarkedFn(beam.DoFn):
+    """Kept keys -> ``StagedRows`` of the rows to write as staged, and (tagged ``marked``) the
+    rows a withheld or scrub_geo event changes, read and changed here (few, when any)."""
+
+    def __init__(self, url, storage_options):
+        self._url, self._storage_options = url, storage_options
+
+    def setup(self):
+        self._fs, self._root = open_url(self._url, self._storage_options)
+
+    def process(self, kept: pa.Table, removals: Removals):
+        if removals.marks and kept.num_rows:
+            mask = needs_marks(kept, removals)
+            if pc.any(mask).as_py():
+                for ref in _row_refs(kept.filter(mask)):
+                    rows = read_staged(self._fs, self._root, ref)
+                    yield beam.pvalue.TaggedOutput("marked", apply_marks(rows, removals))
+                kept = kept.filter(pc.invert(mask))
+        yield from _row_refs(kept)
 
 
 def _empty_keys() -> pa.Table:
@@ -111,8 +186,11 @@ class ResolvePosts(beam.PTransform):
     """Keep one row per post, the latest version of each edited post, nothing deleted.
 
     Input: ``{"keys": (bucket, StagedRows) references to staged resolution keys (see
-    ``StagePosts``), "deletes": post ids}``. Output: ``{"posts": StagedRows of the rows to
-    write, "remove": (path, post_id) of committed rows to delete, "tallies": counts}``.
+    ``StagePosts``), "removals": one ``Removals`` (the run's compliance state)}``. Output:
+    ``{"posts": StagedRows of the rows to write, "marked": tables of rows to write that
+    compliance changed (withheld countries, scrubbed geo), "remove": (path, post_id) of
+    committed rows to delete, ``(path, None)`` of committed files to rewrite with their marks,
+    "tallies": counts}``.
 
     The keys of a bucket (every version of the posts whose edit root falls in it) meet the keys
     of the committed rows of ``files`` in the same bucket; each bucket is resolved on its own.
@@ -149,7 +227,7 @@ class ResolvePosts(beam.PTransform):
         return p | f"List{label}" >> beam.Create(self._files) | f"Read{label}" >> beam.ParDo(fn)
 
     def expand(self, inputs):
-        keys, deletes = inputs["keys"], inputs["deletes"]
+        keys, removals = inputs["keys"], beam.pvalue.AsSingleton(inputs["removals"])
         p = keys.pipeline
         b = self._buckets
         grouped = (
@@ -161,7 +239,7 @@ class ResolvePosts(beam.PTransform):
             | "GroupByEditRoot" >> beam.GroupByKey()
         )
         resolved = grouped | "Resolve" >> beam.ParDo(
-            _ResolveFn(self._url, self._storage_options), beam.pvalue.AsList(deletes)
+            _ResolveFn(self._url, self._storage_options), removals
         )
         kept = resolved | "Kept" >> beam.Map(lambda r: r.kept)
         tallies = resolved | "ResolveCounts" >> beam.Map(lambda r: dict(r.counts))
@@ -179,5 +257,17 @@ class ResolvePosts(beam.PTransform):
             kept = by_text | "TextKept" >> beam.Map(lambda kv: kv[0])
             text_tallies = by_text | "TextCounts" >> beam.Map(lambda kv: kv[1])
             tallies = (tallies, text_tallies) | "AllCounts" >> beam.Flatten()
-        rows = kept | "RowRefs" >> beam.FlatMap(_row_refs)
-        return {"posts": rows, "remove": remove, "tallies": tallies}
+        rows = kept | "RowRefs" >> beam.ParDo(
+            _SplitMarkedFn(self._url, self._storage_options), removals
+        ).with_outputs("marked", main="posts")
+        scanned = (
+            p
+            | "ListCommittedForCompliance" >> beam.Create(self._files)
+            | "ScanCommitted"
+            >> beam.ParDo(
+                _ScanCommittedFn(self._url, self._storage_options), removals
+            ).with_outputs("tallies", main="remove")
+        )
+        remove = (remove, scanned.remove) | "AllRemovals" >> beam.Flatten()
+        tallies = (tallies, scanned.tallies) | "AllTallies" >> beam.Flatten()
+        return {"posts": rows.posts, "marked": rows.marked, "remove": remove, "tallies": tallies}
