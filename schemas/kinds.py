@@ -160,6 +160,9 @@ class KindSpec:
     row_group_bytes: int
 
 
+# 64 MiB of posts is ~125k rows (DuckDB's own row groups are 122,880): big enough for scans,
+# and a writer (which holds a row group and its sorted copy) stays the same size from about
+# 120k posts a day upwards.
 POSTS = KindSpec(
     "posts",
     POSTS_SCHEMA,
@@ -167,7 +170,7 @@ POSTS = KindSpec(
     partition_by="created_at",
     sort_by=("created_at", "post_id"),
     row_group_rows=1_000_000,
-    row_group_bytes=128 * _MiB,
+    row_group_bytes=64 * _MiB,
 )
 # Clip rows carry JPEG frames (hundreds of KiB each), so a row group holds a few dozen windows.
 CLIPS = KindSpec(

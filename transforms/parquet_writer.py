@@ -142,6 +142,11 @@ class RollingParquetWriter:
             self._rows_in_file += chunk.num_rows
             if self._sink.tell() >= self._target:
                 self._close_file()
+        # Hand the row group's freed buffers back to the OS now: Arrow's allocator keeps them,
+        # and a writer's RSS then crept up row group after row group (at 1M posts: 460 -> 580
+        # MiB over 8 row groups; with this it stays at 440-470).
+        del table, chunk
+        pa.default_memory_pool().release_unused()
 
     def _open_file(self) -> None:
         self._rel_path = f"{self._directory}/{self._name(self._seq)}"
