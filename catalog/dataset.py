@@ -34,6 +34,7 @@ from schemas import (
     Manifest,
     ManifestError,
     SourceEntry,
+    TombstoneEntry,
     kind_spec,
     manifest_name,
     parse_manifest_name,
@@ -98,6 +99,8 @@ class CommitRequest:
             ``add``; ``overwrite`` replaces every live file with ``add``.
         add / remove: data files (relative paths) added to / removed from the latest version.
         rejects: reject files this run wrote.
+        tombstones: the ``tombstones/`` file this run wrote (posts: the compliance state it
+            changed); the version lists it with its number, after every earlier one.
         sources: sources this run consumed (merged with those of earlier versions).
         report / config / properties: stored as they are (config must hold no credentials).
         totals: this run's part of dataset-wide totals; the version stores each as
@@ -112,6 +115,7 @@ class CommitRequest:
     add: Sequence[FileEntry] = ()
     remove: Sequence[str] = ()
     rejects: Sequence[FileEntry] = ()
+    tombstones: Sequence[FileEntry] = ()
     sources: Sequence[SourceEntry] = ()
     report: Mapping[str, Any] = field(default_factory=dict)
     config: Mapping[str, Any] = field(default_factory=dict)
@@ -319,7 +323,7 @@ class Dataset:
         # A file that is missing now (a crashed writer, or gc racing a slow run) must never be
         # listed: fail the commit instead of publishing a version that cannot be read.
         self.fs.invalidate_cache()
-        for entry in (*request.add, *request.rejects):
+        for entry in (*request.add, *request.rejects, *request.tombstones):
             if not self.fs.exists(self.path(entry.path)):
                 raise CommitConflict(f"{self.url}: {entry.path} was not written (or was removed)")
 
@@ -359,6 +363,14 @@ class Dataset:
             operation=request.operation,
             files=tuple(files),
             rejects=(*(parent.rejects if parent else ()), *request.rejects),
+            # Kept through an overwrite too: a removal holds for every later version.
+            tombstones=(
+                *(parent.tombstones if parent else ()),
+                *(
+                    TombstoneEntry(e.path, e.rows, e.bytes, e.checksum, parent_version + 1)
+                    for e in request.tombstones
+                ),
+            ),
             sources=tuple(sources[k] for k in sorted(sources)),
             report=dict(request.report),
             config=config,

@@ -8,6 +8,7 @@ from typing import Any
 import duckdb
 
 from catalog.sql import ViewSpec
+from catalog.tombstones import tombstone_counts, tombstone_view
 
 __all__ = ["summarize"]
 
@@ -182,6 +183,9 @@ def summarize(con: duckdb.DuckDBPyConnection, spec: ViewSpec) -> dict[str, Any]:
         "bytes": sum(f.bytes for f in files),
         "schema": [f"{f.name}: {f.type}" for f in schema],
     }
+    if spec.ds.kind == "posts" and manifest is not None and manifest.tombstones:
+        # Compliance removals the dataset holds, whether or not any row is left.
+        out["posts"] = {"tombstones": tombstone_counts(con, tombstone_view(v))}
     if not files:
         return out
     if spec.ds.spec.partition_by:
@@ -190,7 +194,7 @@ def summarize(con: duckdb.DuckDBPyConnection, spec: ViewSpec) -> dict[str, Any]:
         )
     out["nulls"] = _nulls(con, v, [f.name for f in schema])
     kind = spec.ds.kind
-    out[kind] = (
+    out[kind] = out.get(kind, {}) | (
         _posts(con, v)
         if kind == "posts"
         else _clips(con, v, spec)

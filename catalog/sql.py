@@ -20,6 +20,7 @@ import duckdb
 
 from catalog.dataset import Dataset
 from catalog.storage import is_local, protocol, to_url
+from catalog.tombstones import create_tombstone_view, empty_tombstones, tombstone_view
 
 __all__ = ["ViewSpec", "connect", "describe_failure", "read_query", "view_specs"]
 
@@ -119,7 +120,8 @@ def connect(
 
     Each view is named after its dataset's kind (``posts``, ``clips``, ``tokens``) or its alias,
     and reads exactly the files of the pinned version, with the ``dt`` partition column of
-    partitioned kinds. The database is read-only: ``CREATE``/``INSERT``/``DROP`` fail with
+    partitioned kinds. A posts view comes with a ``tombstones`` view (``<alias>_tombstones``
+    for an alias): the compliance log of that version (``catalog.tombstones``). The database is read-only: ``CREATE``/``INSERT``/``DROP`` fail with
     DuckDB's error. With ``helpers``, SQL functions are registered: ``detokenize(input_ids)``
     (the tokenizer recorded in a tokens dataset's manifest), ``jpeg_width(frame)`` /
     ``jpeg_height(frame)``. Close the connection when done.
@@ -153,6 +155,7 @@ def connect(
                     f'CREATE VIEW views_setup."{spec.name}" AS SELECT * FROM '
                     f"read_parquet({files}, hive_partitioning = {hive})"
                 )
+        tombstone_views = _tombstone_views(con, specs)
         con.execute("DETACH views_setup")
         con.execute(f"ATTACH {db} AS datasets (READ_ONLY)")
         con.execute("USE datasets")
@@ -165,11 +168,26 @@ def connect(
         if not spec.urls:
             # An empty version is an empty view with the kind's columns.
             con.register(spec.name, spec.ds.info.schema.empty_table())
+    for name in tombstone_views.get(None, []):
+        con.register(name, empty_tombstones())
     if helpers:
         from catalog.sql_helpers import register_helpers
 
         register_helpers(con, specs)
     return con
+
+
+def _tombstone_views(con: duckdb.DuckDBPyConnection, specs: list[ViewSpec]) -> dict:
+    """A tombstones view beside every posts view (``catalog.tombstones``), unless a dataset
+    view already has its name; ``{None: names}`` of those to register empty."""
+    taken = {spec.name for spec in specs}
+    empty = []
+    for spec in specs:
+        if spec.ds.kind != "posts" or tombstone_view(spec.name) in taken:
+            continue
+        if create_tombstone_view(con, spec, "views_setup") is None:
+            empty.append(tombstone_view(spec.name))
+    return {None: empty}
 
 
 def describe_failure(exc: duckdb.Error) -> str:

@@ -1,9 +1,11 @@
 """``shardsmith ingest posts``: post streams -> a ``posts`` dataset version (DESIGN.md §4).
 
 match sources -> read lines -> parse (pages expanded, includes joined, non-posts skipped,
-compliance events collected, malformed lines rejected) -> the run's compliance state -> resolve
-duplicates, edits and compliance removals (against this run and the dataset) -> rewrite
-committed files that lose rows or gain marks -> write shards -> commit once.
+compliance events collected, malformed lines rejected) -> the run's compliance state (the
+dataset's tombstones plus the run's events; what changed is written as the version's
+tombstones file) -> resolve duplicates, edits and compliance removals (against this run and
+the dataset) -> rewrite committed files that lose rows or gain marks -> write shards -> commit
+once.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from catalog import Dataset, new_run_id
-from schemas import SourceEntry
+from schemas import FileEntry, SourceEntry
 from schemas.errors import UserError
 from transforms.posts.parse import ParseOptions
 from transforms.sources import list_sources
@@ -105,6 +107,7 @@ class Plan:
     base_files: list[str]
     buckets: int
     user_sources: list[SourceEntry] = field(default_factory=list)
+    tombstones: list[FileEntry] = field(default_factory=list)
 
 
 def plan(config: IngestPostsConfig, run_id: str | None = None) -> Plan:
@@ -130,6 +133,7 @@ def plan(config: IngestPostsConfig, run_id: str | None = None) -> Plan:
         already_consumed=consumed,
         base_version=manifest.version if manifest else 0,
         base_files=[f.path for f in manifest.files] if manifest else [],
+        tombstones=list(manifest.tombstones) if manifest else [],
         buckets=max(8, min(4096, total // _BUCKET_BYTES + 1)),
     )
 
@@ -140,7 +144,8 @@ def build(pipeline, config: IngestPostsConfig, the_plan: Plan):
 
     from transforms import WriteShards
     from transforms.posts import USER_IDS, ParsePosts, ResolvePosts, StagePosts
-    from transforms.posts.removals import apply_marks, build_removals
+    from transforms.posts.removals import apply_marks
+    from transforms.posts.tombstones import record_run, run_removals
     from transforms.rewrite_files import RewriteWithout
 
     so = dict(config.storage_options)
@@ -166,15 +171,21 @@ def build(pipeline, config: IngestPostsConfig, the_plan: Plan):
     events = chunks | "Events" >> beam.FlatMap(lambda c: c.events)
     # The run's compliance state: every event of the run, in time order, on top of the
     # dataset's (one small element every step that needs it reads as a side input).
-    removals = (
+    states = (
         pipeline
         | "RemovalsTrigger" >> beam.Create([None])
         | "Removals"
         >> beam.Map(
-            lambda _, d, e: build_removals(d, e),
+            lambda _, d, e: run_removals(
+                d, e, url=config.dataset, storage_options=so, entries=the_plan.tombstones
+            ),
             beam.pvalue.AsList(deletes),
             beam.pvalue.AsList(events),
         )
+    )
+    removals = states | "After" >> beam.Map(lambda s: s[1])
+    tombstones = states | "WriteTombstones" >> beam.FlatMap(
+        record_run, url=config.dataset, storage_options=so, run_id=the_plan.run_id
     )
     resolved = {"keys": keys, "removals": removals} | "ResolvePosts" >> ResolvePosts(
         config.dataset,
@@ -205,6 +216,7 @@ def build(pipeline, config: IngestPostsConfig, the_plan: Plan):
         "rejects": chunks | "Rejects" >> beam.FlatMap(lambda c: c.rejects),
         "tallies": tallies,
         "remove": rewritten | "Replaced" >> beam.Map(lambda r: r.path),
+        "tombstones": tombstones,
     } | "WriteShards" >> WriteShards(
         config.dataset,
         "posts",

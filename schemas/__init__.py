@@ -10,11 +10,13 @@ from schemas.manifest import (
     Manifest,
     ManifestError,
     SourceEntry,
+    TombstoneEntry,
     check_relative_path,
     manifest_name,
     parse_manifest_name,
 )
 from schemas.rejects import MAX_PAYLOAD_BYTES, REJECTS_SCHEMA, reject_table
+from schemas.tombstones import TOMBSTONE_TARGETS, TOMBSTONES_SCHEMA
 from schemas.validate import SchemaError, conform_table
 
 __all__ = [
@@ -26,6 +28,8 @@ __all__ = [
     "POSTS",
     "REJECTS_SCHEMA",
     "TOKENS",
+    "TOMBSTONES_SCHEMA",
+    "TOMBSTONE_TARGETS",
     "DatasetInfo",
     "FileEntry",
     "KindSpec",
@@ -33,6 +37,7 @@ __all__ = [
     "ManifestError",
     "SchemaError",
     "SourceEntry",
+    "TombstoneEntry",
     "UserError",
     "check_relative_path",
     "conform_table",

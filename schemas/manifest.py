@@ -1,7 +1,7 @@
 """The on-disk formats of a dataset: ``dataset.json`` and ``manifests/vNNNNNNNN.json`` (DESIGN.md §2).
 
 Both are plain JSON, written once and never modified. Every path in a manifest is relative to the
-dataset root and must stay inside ``data/`` or ``rejects/``: a manifest naming ``../x`` or an
+dataset root and must stay inside ``data/``, ``rejects/`` or ``tombstones/``: a manifest naming ``../x`` or an
 absolute path is refused when it is read, so a hostile manifest cannot point readers (or ``gc``)
 outside the dataset.
 """
@@ -27,6 +27,7 @@ __all__ = [
     "Manifest",
     "ManifestError",
     "SourceEntry",
+    "TombstoneEntry",
     "check_relative_path",
     "manifest_name",
     "parse_manifest_name",
@@ -35,7 +36,7 @@ __all__ = [
 FORMAT_VERSION = 1
 OPERATIONS = ("append", "overwrite", "delete")
 _MANIFEST_NAME = re.compile(r"^v(\d{8})\.json$")
-_DATA_ROOTS = ("data/", "rejects/")
+_DATA_ROOTS = ("data/", "rejects/", "tombstones/")
 
 
 class ManifestError(ValueError):
@@ -54,7 +55,8 @@ def parse_manifest_name(name: str) -> int | None:
 
 
 def check_relative_path(path: str, where: str = "manifest") -> str:
-    """Return ``path`` if it is a normalized relative path under ``data/`` or ``rejects/``."""
+    """Return ``path`` if it is a normalized relative path under ``data/``, ``rejects/`` or
+    ``tombstones/``."""
     bad = (
         not isinstance(path, str)
         or not path
@@ -67,7 +69,8 @@ def check_relative_path(path: str, where: str = "manifest") -> str:
     )
     if bad:
         raise ManifestError(
-            f"{where}: file path {path!r} is not a relative path under data/ or rejects/"
+            f"{where}: file path {path!r} is not a relative path under data/, rejects/ or "
+            f"tombstones/"
         )
     return path
 
@@ -95,6 +98,21 @@ class FileEntry:
 
 
 @dataclass(frozen=True)
+class TombstoneEntry(FileEntry):
+    """A ``tombstones/`` file (``schemas.tombstones``) and the version that added it."""
+
+    version: int = 0
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any], where: str) -> TombstoneEntry:
+        entry = FileEntry.from_json(obj, where)
+        try:
+            return cls(**asdict(entry), version=int(obj["version"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ManifestError(f"{where}: tombstone entry {obj!r} lacks {exc}") from None
+
+
+@dataclass(frozen=True)
 class SourceEntry:
     """A source consumed by some version: enough to tell whether it changed since."""
 
@@ -119,6 +137,8 @@ class Manifest:
     skip them. ``report`` holds the run's counts (records in, written, rejected by reason, ...),
     ``config`` the pipeline's options (never credentials) and ``properties`` kind-specific facts
     (for ``tokens``: tokenizer, its SHA-256, seq_len, pack mode, seed, vocab size, total tokens).
+    ``tombstones`` (posts) lists every ``tombstones/`` file of this and earlier versions, each
+    with the version that added it: the compliance state the dataset has applied.
     """
 
     version: int
@@ -129,6 +149,7 @@ class Manifest:
     files: tuple[FileEntry, ...]
     rejects: tuple[FileEntry, ...] = ()
     sources: tuple[SourceEntry, ...] = ()
+    tombstones: tuple[TombstoneEntry, ...] = ()
     report: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     config_hash: str = ""
@@ -173,6 +194,9 @@ class Manifest:
                 operation=obj["operation"],
                 files=tuple(FileEntry.from_json(f, where) for f in obj["files"]),
                 rejects=tuple(FileEntry.from_json(f, where) for f in obj.get("rejects", ())),
+                tombstones=tuple(
+                    TombstoneEntry.from_json(f, where) for f in obj.get("tombstones", ())
+                ),
                 sources=tuple(SourceEntry.from_json(s) for s in obj.get("sources", ())),
                 report=dict(obj.get("report") or {}),
                 config=dict(obj.get("config") or {}),

@@ -170,6 +170,7 @@ def _commit_run(
     tallies,
     removed,
     stats,
+    tombstones,
     *,
     url,
     storage_options,
@@ -222,7 +223,7 @@ def _commit_run(
             f.write(json.dumps(report.to_dict(), indent=1).encode())
         yield report.to_dict()
         return
-    if not (data_files or reject_files or remove or sources):
+    if not (data_files or reject_files or remove or sources or tombstones):
         report.status = "nothing-new"
         yield report.to_dict()
         return
@@ -235,6 +236,7 @@ def _commit_run(
             add=sorted((f.entry for f in data_files), key=lambda e: e.path),
             remove=remove,
             rejects=sorted((f.entry for f in reject_files), key=lambda e: e.path),
+            tombstones=sorted(tombstones, key=lambda e: e.path),
             sources=tuple(sources),
             report=report.to_dict(),
             config=dict(config),
@@ -260,7 +262,9 @@ class WriteShards(beam.PTransform):
     ``WrittenFile`` s a step wrote itself (named with ``shard_file_name``: tokens shards, whose
     row order is the content); ``staged`` are ``catalog.staging.StagedRows``: rows a step left
     in the run's staging area, read by the writer itself (the staging area is removed when the
-    run ends); ``stats`` are dicts of numbers, summed into the report's ``stats``. Every table
+    run ends); ``stats`` are dicts of numbers, summed into the report's ``stats``;
+    ``tombstones`` are ``FileEntry`` s of ``tombstones/`` files the run wrote (posts: the
+    compliance state it changed), listed by the version with its number. Every table
     is checked against the kind's schema (a mismatch fails the run, naming the column). Rows
     are split into hive ``dt=`` partitions when the kind has one, written as zstd Parquet files
     of about ``target_file_bytes`` named ``<run_id>-<nnnnn>.parquet``, and committed as one
@@ -339,7 +343,7 @@ class WriteShards(beam.PTransform):
     def expand(self, inputs):
         if isinstance(inputs, pvalue.PCollection):
             inputs = {"data": inputs}
-        known = ("data", "staged", "files", "rejects", "tallies", "remove", "stats")
+        known = ("data", "staged", "files", "rejects", "tallies", "remove", "stats", "tombstones")
         unknown = set(inputs) - set(known)
         if unknown or not ({"data", "staged", "files"} & set(inputs)):
             raise ValueError(
@@ -422,6 +426,7 @@ class WriteShards(beam.PTransform):
                 beam.pvalue.AsSingleton(total),
                 beam.pvalue.AsList(empty("remove")),
                 beam.pvalue.AsSingleton(stats),
+                beam.pvalue.AsList(empty("tombstones")),
                 url=self._url,
                 storage_options=self._storage_options,
                 kind=spec.name,

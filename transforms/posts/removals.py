@@ -199,15 +199,23 @@ def drop_removed(rows: pa.Table, removals: Removals) -> tuple[pa.Table, dict[str
     and how many went by why (``deleted:<why>``). Vectorized: one ``index_in`` per column."""
     if rows.num_rows == 0 or not (removals.authors or removals.superseded):
         return rows, {}
+    authors = rows.column("author_id").combine_chunks()
+    ids = rows.column("post_id").combine_chunks()
     why = pc.coalesce(
-        lookup(rows.column("author_id").combine_chunks(), removals, "authors"),
-        lookup(rows.column("post_id").combine_chunks(), removals, "superseded"),
+        _fresh(authors, lookup(authors, removals, "authors"), removals.new_authors),
+        _fresh(ids, lookup(ids, removals, "superseded"), removals.new_posts),
     )
     gone = pc.is_valid(why)
     if not pc.any(gone).as_py():
         return rows, {}
     counts = pc.value_counts(pc.filter(why, gone)).to_pylist()
     return rows.filter(pc.invert(gone)), {"deleted:" + c["values"]: c["counts"] for c in counts}
+
+
+def _fresh(keys: pa.Array, why: pa.Array, new: frozenset[str]) -> pa.Array:
+    """``why`` where this run's events set it, ``tombstone`` where an earlier version did."""
+    this_run = pc.is_in(keys, value_set=pa.array(sorted(new), pa.string()))
+    return pc.if_else(pc.or_kleene(this_run, pc.is_null(why)), why, "tombstone")
 
 
 def chain_deletes(tables: Iterable[pa.Table], removals: Removals) -> dict[str, str]:
@@ -222,7 +230,7 @@ def chain_deletes(tables: Iterable[pa.Table], removals: Removals) -> dict[str, s
         for named in (t.column("post_id"), pc.list_flatten(t.column("edit_history_ids"))):
             named = named.combine_chunks() if isinstance(named, pa.ChunkedArray) else named
             hits.update(pc.filter(named, pc.is_in(named, value_set=keys)).to_pylist())
-    return {h: removals.posts[h] for h in hits}
+    return {h: removals.posts[h] if h in removals.new_posts else "tombstone" for h in hits}
 
 
 def needs_marks(rows: pa.Table, removals: Removals) -> pa.Array:
