@@ -33,11 +33,18 @@ def _tombstones(runs: Runs, since: int = 0) -> list[tuple]:
 
 def test_a_delete_before_its_post_removes_the_post_in_a_later_run(tmp_path):
     runs = Runs(tmp_path)
-    runs.ingest([post_event("delete", "9"), post_event("drop", "8"), post("1", "7")])
-    assert _tombstones(runs) == [(1, "post", "8", "drop"), (1, "post", "9", "delete")]
-    report = runs.ingest([post("9", "7"), post("8", "7"), post("2", "7")])
+    # a stream delete, a drop and a batch compliance result (post ids: an ingest source)
+    runs.ingest(
+        [post_event("delete", "9"), post_event("drop", "8"), batch_line("10"), post("1", "7")]
+    )
+    assert _tombstones(runs) == [
+        (1, "post", "10", "delete"),
+        (1, "post", "8", "drop"),
+        (1, "post", "9", "delete"),
+    ]
+    report = runs.ingest([post("9", "7"), post("8", "7"), post("10", "7"), post("2", "7")])
     assert sorted(runs.rows()) == ["1", "2"]
-    assert report.deleted_by_reason == {"tombstone": 2}
+    assert report.deleted_by_reason == {"tombstone": 3}
     # a later version of the deleted post is the same post: removed too
     report = runs.ingest([post("19", "7", edit_history_ids=["9", "19"])])
     assert report.deleted_by_reason == {"tombstone": 1} and sorted(runs.rows()) == ["1", "2"]
