@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 import orjson
@@ -29,8 +28,10 @@ import orjson
 from schemas import MAX_PAYLOAD_BYTES
 from transforms.posts.compliance import Event, event_name, stream_event, user_batch_event
 from transforms.posts.errors import RecordError
+from transforms.posts.flat_tweet import flat_tweet_rows
 from transforms.posts.repeats import SeenPosts
 from transforms.posts.text import clean_text, dedup_hash, extract_entities, scrub_pii
+from transforms.posts.timestamps import created_at_ms
 
 __all__ = [
     "MAX_POSTS_PER_LINE",
@@ -38,10 +39,10 @@ __all__ = [
     "ParseOptions",
     "RecordError",
     "parse_line",
+    "parse_line_general",
     "parse_user_compliance_line",
 ]
 
-_V1_TIME = "%a %b %d %H:%M:%S %z %Y"  # "Wed Oct 10 20:19:24 +0000 2018"
 # X API pages hold at most 500 posts plus their includes; a line with far more is not a page
 # but a way to turn one line into millions of rows or rejects held in memory at once.
 MAX_POSTS_PER_LINE = 10_000
@@ -107,7 +108,19 @@ class Chunk:
 
 
 def parse_line(data: bytes, number: int, chunk: Chunk, options: ParseOptions) -> None:
-    """Parse one line into ``chunk``."""
+    """Parse one line into ``chunk``: a tweet of the common shape by the fast path
+    (``transforms.posts.flat_tweet``), anything else by ``parse_line_general``."""
+    rows = flat_tweet_rows(data, chunk.source_uri, number, MAX_POSTS_PER_LINE)
+    if rows is None:
+        parse_line_general(data, number, chunk, options)
+    else:
+        for row in rows:
+            _add(chunk, row, options)
+
+
+def parse_line_general(data: bytes, number: int, chunk: Chunk, options: ParseOptions) -> None:
+    """Parse one line of any form into ``chunk``; what ``parse_line`` does when its fast path
+    declines (the tests compare the two)."""
     obj = _load(data, number, chunk)
     if obj is None:
         return
@@ -480,26 +493,7 @@ def _timestamp(t: dict) -> int:
         raise RecordError(
             "wrong_type", f"created_at: expected a timestamp string, got {_kind(value)}"
         )
-    try:
-        ts = datetime.fromisoformat(value)
-    except ValueError:
-        try:
-            ts = datetime.strptime(value, _V1_TIME)
-        except ValueError:
-            raise RecordError(
-                "bad_timestamp", f"created_at: {value[:40]!r} is not an ISO-8601 timestamp"
-            ) from None
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=timezone.utc)
-    try:
-        # Out of years 1-9999 in UTC, a timestamp is stored but no reader can turn it back
-        # into a datetime ("0001-01-01T00:00:00+01:00").
-        ts.astimezone(timezone.utc)
-    except OverflowError:
-        raise RecordError(
-            "bad_timestamp", f"created_at: {value[:40]!r} is outside years 1-9999 in UTC"
-        ) from None
-    return int(ts.timestamp() * 1000)
+    return created_at_ms(value)
 
 
 def _id(obj: dict, name: str, *, required: bool = False, key: str | None = None) -> str | None:
