@@ -29,7 +29,7 @@ from transforms.posts.errors import RecordError
 from transforms.posts.text import clean_text, dedup_hash, extract_entities
 from transforms.posts.timestamps import created_at_ms
 
-__all__ = ["flat_tweet_rows"]
+__all__ = ["finish_row", "flat_tweet_rows"]
 
 _Id = Annotated[str, msgspec.Meta(min_length=1)]
 _I64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
@@ -147,10 +147,23 @@ class _NotPlain(Exception):
     """A tweet the general parser treats in a way the fast path does not repeat."""
 
 
+class _Later:
+    """What a row's entity lists and text hash are made from, held in their place until the
+    row is kept (``finish_row``): about half the rows of a stream are repeats of a popular
+    post, dropped by the repeats table. Not None, so ``row_score`` counts it as a value, as
+    it counts the lists and the hash it stands for."""
+
+    __slots__ = ("entities", "text")
+
+    def __init__(self, entities: _Entities | None, text: str):
+        self.entities, self.text = entities, text
+
+
 def flat_tweet_rows(data: bytes, source_uri: str, line: int, max_posts: int) -> list[dict] | None:
     """The posts rows of a line holding one tweet object (and its inlined referenced tweets),
-    exactly as the general parser makes them; None when the line is anything else or anything
-    in it is not plainly valid (the general parser then decides)."""
+    as the general parser makes them once ``finish_row`` has made their entity lists, media and
+    text hash; None when the line is anything else or anything in it is not plainly valid (the
+    general parser then decides)."""
     try:
         tweet = _decode(data)
         # msgspec skips the fields it is not asked for without checking their bytes: invalid
@@ -203,6 +216,7 @@ def _row(t: _Tweet, source_uri: str, line: int) -> dict:
             raise _NotPlain
         metrics = _NO_METRICS
     history = t.edit_history_tweet_ids
+    later = _Later(t.entities, text)
     return {
         "post_id": t.id,
         "created_at": created_at_ms(t.created_at),
@@ -212,8 +226,12 @@ def _row(t: _Tweet, source_uri: str, line: int) -> dict:
         "lang": t.lang,
         "conversation_id": t.conversation_id,
         **refs,
-        **_entities(t.entities, text),
-        "media": _media(t.attachments),
+        "hashtags": later,
+        "mentions": later,
+        "cashtags": later,
+        "urls": later,
+        # Media items as decoded: as many as the row will have, which is what row_score counts.
+        "media": (t.attachments.media or []) if t.attachments is not None else [],
         "like_count": metrics.like_count,
         "repost_count": metrics.repost_count
         if metrics.retweet_count is _ABSENT
@@ -224,10 +242,21 @@ def _row(t: _Tweet, source_uri: str, line: int) -> dict:
         "withheld_in_countries": None,
         "geo": None,
         "edit_history_ids": [t.id] if history is None or history is _ABSENT else history,
-        "text_hash": dedup_hash(text),
+        "text_hash": later,
         "source_uri": source_uri,
         "source_line": line,
     }
+
+
+def finish_row(row: dict) -> None:
+    """Make the entity lists, media and text hash of a row of ``flat_tweet_rows`` that is kept.
+    The hash is of the text the row was made with, unless it was set since (scrub_pii sets it
+    when it changes the text)."""
+    later = row["hashtags"]
+    row.update(_entities(later.entities, later.text))
+    row["media"] = _media(row["media"])
+    if row["text_hash"] is later:
+        row["text_hash"] = dedup_hash(later.text)
 
 
 def _entities(ents: _Entities | None, text: str) -> dict:
@@ -248,12 +277,9 @@ def _entities(ents: _Entities | None, text: str) -> dict:
     }
 
 
-def _media(attachments: _Attachments | None) -> list[dict]:
-    if attachments is None or attachments.media is None:
-        # Media by key join a page's includes, which a tweet line has none of.
-        return []
+def _media(items: list[_Media]) -> list[dict]:
     out = []
-    for m in attachments.media:
+    for m in items:
         url = m.url
         mp4 = [v for v in m.variants or () if v.content_type == "video/mp4"]
         if mp4:

@@ -28,7 +28,7 @@ import orjson
 from schemas import MAX_PAYLOAD_BYTES
 from transforms.posts.compliance import Event, event_name, stream_event, user_batch_event
 from transforms.posts.errors import RecordError
-from transforms.posts.flat_tweet import flat_tweet_rows
+from transforms.posts.flat_tweet import finish_row, flat_tweet_rows
 from transforms.posts.repeats import SeenPosts
 from transforms.posts.text import clean_text, dedup_hash, extract_entities, scrub_pii
 from transforms.posts.timestamps import created_at_ms
@@ -115,7 +115,8 @@ def parse_line(data: bytes, number: int, chunk: Chunk, options: ParseOptions) ->
         parse_line_general(data, number, chunk, options)
     else:
         for row in rows:
-            _add(chunk, row, options)
+            if _add(chunk, row, options):
+                finish_row(row)
 
 
 def parse_line_general(data: bytes, number: int, chunk: Chunk, options: ParseOptions) -> None:
@@ -295,7 +296,9 @@ def _payload(tweet: dict, data: bytes) -> bytes:
         return data
 
 
-def _add(chunk: Chunk, row: dict, options: ParseOptions) -> None:
+def _add(chunk: Chunk, row: dict, options: ParseOptions) -> bool:
+    """Count ``row`` in, and keep it unless an option or the repeats table drops it (counted);
+    True if kept."""
     chunk.counts["records_in"] += 1
     if options.scrub_pii:
         row["text"], replaced = scrub_pii(row["text"])
@@ -313,6 +316,8 @@ def _add(chunk: Chunk, row: dict, options: ParseOptions) -> None:
         chunk.counts["deduplicated:post_id"] += 1
     else:
         chunk.rows.append(row)
+        return True
+    return False
 
 
 def map_tweet(t: dict, users: dict, media: dict, source_uri: str, line: int) -> dict:
