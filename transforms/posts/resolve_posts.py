@@ -91,8 +91,9 @@ class _ResolveFn(beam.DoFn):
 
 class _ScanCommittedFn(beam.DoFn):
     """Committed rows this run's user events remove (a blocked author, a superseded version)
-    or mark (withheld, scrub_geo): ``(path, post_id)`` to remove, ``(path, None)`` to rewrite
-    the file with its marks; a file is read only when the run has such events."""
+    or mark (withheld, scrub_geo): per file, ``([(path, post_id) to remove, (path, None) to
+    rewrite the file with its marks], counts)``; a file is read only when the run has such
+    events."""
 
     def __init__(self, url, storage_options):
         self._url, self._storage_options = url, storage_options
@@ -115,23 +116,20 @@ class _ScanCommittedFn(beam.DoFn):
         )
         why = pc.coalesce(blocked, lookup(ids, removals, "superseded"))
         gone = pc.fill_null(pc.is_valid(why), False)
-        counts: dict[str, int] = {}
-        for pid, kind in zip(
-            pc.filter(ids, gone).to_pylist(), pc.filter(why, gone).to_pylist(), strict=True
-        ):
-            counts["info:committed_rows_deleted:" + kind] = (
-                counts.get("info:committed_rows_deleted:" + kind, 0) + 1
-            )
-            yield path, pid
+        pairs = [(path, pid) for pid in pc.filter(ids, gone).to_pylist()]
+        counts = {
+            "info:committed_rows_deleted:" + c["values"]: c["counts"]
+            for c in pc.value_counts(pc.filter(why, gone)).to_pylist()
+        }
         if removals.new_marks and pc.any(needs_marks(table, removals)).as_py():
-            yield path, None
-        if counts:
-            yield beam.pvalue.TaggedOutput("tallies", counts)
+            pairs.append((path, None))
+        # One element per file (no tagged outputs: Beam's Dask runner mixes them up).
+        yield pairs, counts
 
 
 class _SplitMarkedFn(beam.DoFn):
-    """Kept keys -> ``StagedRows`` of the rows to write as staged, and (tagged ``marked``) the
-    rows a withheld or scrub_geo event changes, read and changed here (few, when any)."""
+    """Kept keys -> ``([StagedRows of the rows to write as staged], [tables of the rows a
+    withheld or scrub_geo event changes, read and changed here])`` (few, when any)."""
 
     def __init__(self, url, storage_options):
         self._url, self._storage_options = url, storage_options
@@ -140,14 +138,15 @@ class _SplitMarkedFn(beam.DoFn):
         self._fs, self._root = open_url(self._url, self._storage_options)
 
     def process(self, kept: pa.Table, removals: Removals):
+        marked = []
         if removals.marks and kept.num_rows:
             mask = needs_marks(kept, removals)
             if pc.any(mask).as_py():
                 for ref in _row_refs(kept.filter(mask)):
                     rows = read_staged(self._fs, self._root, ref)
-                    yield beam.pvalue.TaggedOutput("marked", apply_marks(rows, removals))
+                    marked.append(apply_marks(rows, removals))
                 kept = kept.filter(pc.invert(mask))
-        yield from _row_refs(kept)
+        yield list(_row_refs(kept)), marked
 
 
 def _empty_keys() -> pa.Table:
@@ -257,17 +256,26 @@ class ResolvePosts(beam.PTransform):
             kept = by_text | "TextKept" >> beam.Map(lambda kv: kv[0])
             text_tallies = by_text | "TextCounts" >> beam.Map(lambda kv: kv[1])
             tallies = (tallies, text_tallies) | "AllCounts" >> beam.Flatten()
-        rows = kept | "RowRefs" >> beam.ParDo(
+        split = kept | "RowRefs" >> beam.ParDo(
             _SplitMarkedFn(self._url, self._storage_options), removals
-        ).with_outputs("marked", main="posts")
+        )
         scanned = (
             p
             | "ListCommittedForCompliance" >> beam.Create(self._files)
             | "ScanCommitted"
-            >> beam.ParDo(
-                _ScanCommittedFn(self._url, self._storage_options), removals
-            ).with_outputs("tallies", main="remove")
+            >> beam.ParDo(_ScanCommittedFn(self._url, self._storage_options), removals)
         )
-        remove = (remove, scanned.remove) | "AllRemovals" >> beam.Flatten()
-        tallies = (tallies, scanned.tallies) | "AllTallies" >> beam.Flatten()
-        return {"posts": rows.posts, "marked": rows.marked, "remove": remove, "tallies": tallies}
+        remove = (
+            remove,
+            scanned | "ScannedRemovals" >> beam.FlatMap(lambda s: s[0]),
+        ) | "AllRemovals" >> beam.Flatten()
+        tallies = (
+            tallies,
+            scanned | "ScannedCounts" >> beam.Map(lambda s: s[1]),
+        ) | "AllTallies" >> beam.Flatten()
+        return {
+            "posts": split | "StagedRows" >> beam.FlatMap(lambda s: s[0]),
+            "marked": split | "MarkedRows" >> beam.FlatMap(lambda s: s[1]),
+            "remove": remove,
+            "tallies": tallies,
+        }
