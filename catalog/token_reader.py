@@ -6,24 +6,34 @@ and with ``shuffle`` their order is permuted by a generator seeded from ``(seed,
 rows inside unit ``u`` by a generator seeded from ``(seed, epoch, u + 1)``. Rank ``r`` of ``W``
 takes the contiguous slice ``[r*N//W, (r+1)*N//W)`` of that stream, so every machine computes the
 same split without talking to the others and each rank reads only the row groups its slice
-touches. Only the row group being read is held in memory.
+touches.
+
+Elastic resume: a state saved by ranks in lockstep says which positions of the stream are still
+to be read (``catalog.epoch_plan``); readers of any world size split those positions the same
+way, so the new ranks read exactly what the old ones had not, in the epoch's order.
+
+Read-ahead: the next ``prefetch`` row groups of the rank's share are fetched in threads (one
+ranged request each, ``catalog.row_group_fetch``) while the training loop works, so a store's
+latency is not paid in the loop; memory holds at most ``prefetch`` fetched row groups besides
+the one being read.
 """
 
 from __future__ import annotations
 
-import math
-import os
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+import io
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from catalog.dataset import Dataset, DatasetError
+from catalog.epoch_plan import EpochPlan, Runs, merge_runs, parse_runs
 from catalog.expiry import expired_message, latest_record
+from catalog.prefetch import prefetch as prefetched
+from catalog.row_group_fetch import FetchedRowGroup, decode_row_group, fetch_row_group
 from catalog.storage import join
+from catalog.token_rows import TokenRows, assemble, unpack
 
 __all__ = ["TokenReader"]
 
@@ -39,7 +49,10 @@ _STATE_KEYS = (
     "batch_size",
     "next_batch",
 )
-_MUST_MATCH = ("version", "seed", "shuffle", "rank", "world_size", "batch_size")
+# Saved since elastic resume; a state without them resumes only on its own rank and world size.
+_ELASTIC_KEYS = ("drop_last", "plan")
+_MUST_MATCH = ("version", "seed", "shuffle")
+_DEFAULT_PREFETCH = 2
 
 
 def _is_int(value: Any) -> bool:
@@ -50,28 +63,6 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
     if not _is_int(value) or value < minimum:
         raise ValueError(f"{name}={value!r}: expected an integer >= {minimum}")
     return int(value)
-
-
-def _list_parts(arr: pa.ListArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(values, starts, lengths) of a list<int32> array, as numpy (nulls count as empty)."""
-    lengths = arr.value_lengths().fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-    starts = np.zeros(len(lengths), dtype=np.int64)
-    np.cumsum(lengths[:-1], out=starts[1:])
-    values = arr.flatten().to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
-    return values, starts, lengths
-
-
-@dataclass
-class _Unit:
-    """One row group in memory, columns unpacked; ``order`` is its rows in epoch order."""
-
-    index: int
-    where: str
-    order: np.ndarray
-    example_id: list[str]
-    ids: tuple[np.ndarray, np.ndarray, np.ndarray]
-    doc_lens: tuple[np.ndarray, np.ndarray, np.ndarray]
-    media: pa.ListArray | None
 
 
 class TokenReader:
@@ -87,20 +78,24 @@ class TokenReader:
     * ``lengths``: int32 ``[b]``, real tokens per example (``concat``: the stored tokens;
       ``pad``: the sum of ``doc_lens``, so pad tokens stored by the packer are not counted);
     * ``doc_lens``: list of int32 arrays; ``example_id``: list of str;
-    * ``batch_index``: the batch's index in this rank's epoch;
+    * ``batch_index``: the batch's index in this rank's epoch (since the last elastic resume);
     * ``media`` (only when an example of the batch has media): per example, a list of
       ``{"kind": str, "patches": uint8 array of the stored shape}``.
 
     The position is a small JSON-able dict (``state_dict``/``load_state_dict``), so a job
-    resumes exactly where it stopped. The reader pickles to plain data (files are opened
-    lazily in each process), for ``TokenIterableDataset`` and DataLoader workers.
+    resumes exactly where it stopped, on the same world size or (saved in lockstep) on any
+    other. The reader pickles to plain data (files are read with one ranged request per row
+    group, no handle kept), for ``TokenIterableDataset`` and DataLoader workers.
 
     Example::
 
         reader = TokenReader("s3://bucket/tokens", batch_size=8, rank=rank, world_size=world,
-                             seed=1234, storage_options={"anon": False})
-        for epoch in range(3):
-            reader.set_epoch(epoch)
+                             seed=1234, drop_last=True, storage_options={"anon": False})
+        if "reader" in checkpoint:  # saved by any world size
+            reader.load_state_dict(checkpoint["reader"])
+        for epoch in range(reader.epoch, 3):
+            if epoch != reader.epoch:
+                reader.set_epoch(epoch)
             for batch in reader:
                 train_step(batch["input_ids"], batch["attention_mask"])
                 checkpoint["reader"] = reader.state_dict()
@@ -117,6 +112,9 @@ class TokenReader:
         drop_last: every rank reads the same number of full batches (``N // world_size``
             examples each, the last partial batch dropped), so distributed steps stay in
             lockstep; without it ranks cover every example and may differ by one batch.
+        prefetch: row groups fetched ahead in background threads while iterating (default 2;
+            0 fetches each one when needed). Memory holds at most this many fetched (still
+            compressed) row groups besides the one being read.
         storage_options: fsspec options for ``dataset`` when it is a URL.
     """
 
@@ -132,6 +130,7 @@ class TokenReader:
         version: int | None = None,
         shuffle: bool = True,
         drop_last: bool = False,
+        prefetch: int = _DEFAULT_PREFETCH,
         storage_options: Mapping[str, Any] | None = None,
     ):
         self.batch_size = _check_int("batch_size", batch_size, 1)
@@ -145,6 +144,7 @@ class TokenReader:
             version = _check_int("version", version, 1)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
+        self.prefetch = _check_int("prefetch", prefetch, 0)
 
         if isinstance(dataset, Dataset):
             if storage_options is not None:
@@ -170,6 +170,7 @@ class TokenReader:
         self._fs = ds.fs
         self._root = ds.root
         self._footers: dict[str, pq.FileMetaData] = {}
+        self._bytes: dict[str, int] = {}
         units: list[tuple[str, int, int]] = []
         for entry in sorted(manifest.files, key=lambda e: e.path):
             meta = self._footer(entry.path)
@@ -182,15 +183,8 @@ class TokenReader:
         # (file path, row group, rows) in path order: plain data, so the reader pickles.
         self._units = units
         self.num_examples = sum(n for _, _, n in units)
-        total = self.num_examples
-        if self.drop_last:
-            share = total // self.world_size
-            self._begin, self._end = self.rank * share, (self.rank + 1) * share
-        else:
-            self._begin = self.rank * total // self.world_size
-            self._end = (self.rank + 1) * total // self.world_size
-        self._file: tuple[int, str, Any, pq.ParquetFile] | None = None
-        self._unit: _Unit | None = None
+        self._unit: TokenRows | None = None
+        self._generation = 0
         self._set_epoch(epoch)
 
     # -- the epoch and the position ------------------------------------------------------------
@@ -204,19 +198,29 @@ class TokenReader:
         """How many batches of this epoch were already yielded (the index of the next one)."""
         return self._next_batch
 
+    @property
+    def plan(self) -> EpochPlan:
+        """The positions of this epoch's stream the ranks share (all of them, unless resumed
+        elastically) and this reader's world size's split of them."""
+        return self._plan
+
     def __len__(self) -> int:
-        """Batches of this rank per epoch."""
-        rows = self._end - self._begin
-        return rows // self.batch_size if self.drop_last else math.ceil(rows / self.batch_size)
+        """Batches of this rank per epoch (since the last elastic resume)."""
+        return self._plan.batches(self.rank)
 
     def set_epoch(self, epoch: int) -> None:
-        """Start epoch ``epoch`` (its own order) at its first batch."""
+        """Start epoch ``epoch`` (its own order, every example) at its first batch."""
         self._set_epoch(_check_int("epoch", epoch, 0))
 
-    def _set_epoch(self, epoch: int) -> None:
+    def _set_epoch(self, epoch: int, runs: Runs | None = None, next_batch: int = 0) -> None:
         self._epoch = epoch
-        self._next_batch = 0
+        self._next_batch = next_batch
+        self._generation += 1  # an iteration of the previous position stops
         self._unit = None  # the rows' order inside a unit depends on the epoch
+        if runs is None:
+            runs = merge_runs([(0, self.num_examples)])
+        self._plan = EpochPlan(runs, self.world_size, self.batch_size, self.drop_last)
+        self._begin, self._end = self._plan.share(self.rank)
         order = np.arange(len(self._units), dtype=np.int64)
         if self.shuffle:
             order = np.random.default_rng([self.seed, epoch]).permutation(order)
@@ -226,8 +230,11 @@ class TokenReader:
         self._order = order  # epoch slot -> unit
         self._starts = starts  # epoch slot -> first stream position
 
-    def state_dict(self) -> dict[str, int]:
-        """The reader's position, as plain JSON-able data; see ``load_state_dict``."""
+    def state_dict(self) -> dict[str, Any]:
+        """The reader's position, as plain JSON-able data; see ``load_state_dict``.
+
+        ``plan`` lists the ``[start, stop)`` positions of the epoch's stream the ranks share
+        (the whole epoch unless it was resumed elastically)."""
         return {
             "version": self.version,
             "seed": self.seed,
@@ -237,12 +244,24 @@ class TokenReader:
             "world_size": self.world_size,
             "batch_size": self.batch_size,
             "next_batch": self._next_batch,
+            "drop_last": self.drop_last,
+            "plan": self._plan.to_state(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Resume at ``state`` (from ``state_dict``): the next batches are those an
-        uninterrupted read would have yielded next. The state must come from a reader of the
-        same version, seed, shuffle, rank, world_size and batch_size (``ValueError`` otherwise)."""
+        """Resume at ``state`` (from ``state_dict`` of a reader of the same version, seed and
+        shuffle; ``ValueError`` otherwise).
+
+        * Same world_size, batch_size and drop_last: the next batches are those an
+          uninterrupted read would have yielded next (this rank's own state, or any rank's when
+          the ranks were in lockstep).
+        * Otherwise (elastic): the state must come from ranks in lockstep, every one at
+          ``next_batch``, which ``drop_last=True`` guarantees; without it, a state is accepted
+          while no rank can have run out of batches before the others. The new ranks then split
+          what the old ones had still to read, in the epoch's order: together they read each of
+          those examples once, whatever the new world size, batch size or DataLoader workers,
+          and the order depends only on (seed, epoch, the state). ``batch_index`` restarts at 0.
+        """
         if not isinstance(state, Mapping):
             raise ValueError(
                 f"state: expected a dict from state_dict(), got {type(state).__name__}"
@@ -259,54 +278,118 @@ class TokenReader:
                 )
         epoch = _check_int("state epoch", state["epoch"], 0)
         next_batch = _check_int("state next_batch", state["next_batch"], 0)
-        if next_batch > len(self):
+        world = _check_int("state world_size", state["world_size"], 1)
+        rank = _check_int("state rank", state["rank"], 0)
+        batch_size = _check_int("state batch_size", state["batch_size"], 1)
+        if rank >= world:
+            raise ValueError(f"state: rank is {rank}, expected < its world_size {world}")
+        if all(key in state for key in _ELASTIC_KEYS):
+            drop_last = state["drop_last"]
+            if not isinstance(drop_last, bool):
+                raise ValueError(f"state: drop_last is {drop_last!r}, expected true or false")
+            runs = parse_runs(state["plan"], self.num_examples)
+        else:  # saved before elastic resume: the whole epoch, split by this reader's rules
+            drop_last, runs = self.drop_last, merge_runs([(0, self.num_examples)])
+        old = EpochPlan(runs, world, batch_size, drop_last)
+        if next_batch > old.batches(rank):
             raise ValueError(
-                f"state: next_batch is {next_batch}, but this rank has {len(self)} batches"
+                f"state: next_batch is {next_batch}, but this rank has {old.batches(rank)} batches"
             )
-        self._set_epoch(epoch)
-        self._next_batch = next_batch
+        in_lockstep = next_batch <= old.lockstep_batches()
+        same = (world, batch_size, drop_last) == (self.world_size, self.batch_size, self.drop_last)
+        if same and (rank == self.rank or in_lockstep):
+            self._set_epoch(epoch, runs, next_batch)
+            return
+        if not all(key in state for key in _ELASTIC_KEYS):
+            raise ValueError(
+                f"state: saved without 'plan' and 'drop_last' (before elastic resume), so it "
+                f"resumes only as rank {rank} of world_size {world} with batch_size {batch_size}"
+            )
+        if not in_lockstep:
+            short = min(range(world), key=old.batches)
+            raise ValueError(
+                f"state: rank {rank} of {world} is at batch {next_batch}, past the "
+                f"{old.batches(short)} batches of rank {short}, so the ranks were not in lockstep "
+                f"and what the others read is unknown; resume it as rank {rank} of world_size "
+                f"{world} (batch_size {batch_size}), or save states with drop_last=True (every "
+                "rank the same number of batches) to resume on another world size"
+            )
+        self._set_epoch(epoch, old.unread(next_batch))
 
     # -- reading -------------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         """The batches of this epoch from the current position on."""
-        while self._next_batch < len(self):
-            batch = self.batch(self._next_batch)
-            self._next_batch += 1
+        generation = self._generation
+        for batch in self.batches(range(self._next_batch, len(self))):
+            if self._generation != generation:  # set_epoch/load_state_dict meanwhile
+                return
+            self._next_batch = batch["batch_index"] + 1
             yield batch
         self.close()
 
+    def batches(self, indices: Iterable[int]) -> Iterator[dict[str, Any]]:
+        """Batches ``indices`` of this rank's epoch, in that order, with the next ``prefetch``
+        row groups read ahead; the position does not move (``TokenIterableDataset``'s workers
+        each read every k-th batch this way)."""
+        indices = list(indices)
+        for index in indices:
+            self._check_index(index)
+        cuts = [self._cuts(index) for index in indices]
+        epoch, order = self._epoch, self._order  # as they are now, for the reading threads
+        slots = [slot for batch in cuts for slot, _, _ in batch]
+        needed = [slot for k, slot in enumerate(slots) if k == 0 or slots[k - 1] != slot]
+        # The threads only fetch (waiting on the store); decoding stays in this thread, where it
+        # does not compete for the GIL and the cores with the loop (DataLoader workers decode in
+        # parallel processes).
+        fetched = prefetched(
+            needed, lambda slot: self._fetch(int(order[slot])), depth=self.prefetch
+        )
+        unit = None
+        for index, batch in zip(indices, cuts, strict=True):
+            parts = []
+            for slot, first, stop in batch:
+                if unit is None or unit.slot != slot:
+                    unit = None  # let the previous row group go before the next arrives
+                    unit = self._unpack(next(fetched), int(order[slot]), slot, epoch)
+                parts.append((unit, unit.order[first:stop]))
+            yield assemble(parts, index, self.seq_len)
+
     def batch(self, index: int) -> dict[str, Any]:
-        """Batch ``index`` of this rank's epoch, without moving the position."""
-        if not _is_int(index) or not 0 <= index < len(self):
-            raise IndexError(f"batch {index!r}: this rank has batches 0..{len(self) - 1}")
-        lo = self._begin + index * self.batch_size
-        hi = min(lo + self.batch_size, self._end)
-        examples: list[tuple] = []
-        pos = lo
-        while pos < hi:
-            slot = int(np.searchsorted(self._starts, pos, side="right")) - 1
-            first = int(self._starts[slot])
-            stop = min(hi, int(self._starts[slot + 1]))
-            unit = self._load(int(self._order[slot]))
-            examples += [
-                self._example(unit, int(r)) for r in unit.order[pos - first : stop - first]
-            ]
-            pos = stop
-        return self._assemble(examples, int(index))
+        """Batch ``index`` of this rank's epoch, without moving the position (no read-ahead)."""
+        self._check_index(index)
+        parts = []
+        for slot, first, stop in self._cuts(index):
+            unit = self._load(slot)
+            parts.append((unit, unit.order[first:stop]))
+        return assemble(parts, int(index), self.seq_len)
 
     def close(self) -> None:
-        """Close the open file and drop the row group in memory (reading reopens them)."""
-        if self._file is not None:
-            pid, _, f, _ = self._file
-            self._file = None
-            if pid == os.getpid():
-                f.close()
+        """Drop the row group held for ``batch`` (reading reads it again)."""
         self._unit = None
+
+    def _check_index(self, index: Any) -> None:
+        if not _is_int(index) or not 0 <= index < len(self):
+            raise IndexError(f"batch {index!r}: this rank has batches 0..{len(self) - 1}")
+
+    def _cuts(self, index: int) -> list[tuple[int, int, int]]:
+        """Batch ``index`` as (epoch slot, first, stop) runs of rows of the slot's row order."""
+        lo = self._begin + index * self.batch_size
+        hi = min(lo + self.batch_size, self._end)
+        out = []
+        for pos, end in self._plan.positions(lo, hi):
+            while pos < end:
+                slot = int(np.searchsorted(self._starts, pos, side="right")) - 1
+                first = int(self._starts[slot])
+                stop = min(end, int(self._starts[slot + 1]))
+                out.append((slot, pos - first, stop - first))
+                pos = stop
+        return out
 
     def _footer(self, path: str) -> pq.FileMetaData:
         if path not in self._footers:
             with self._open(path) as f:
+                self._bytes[path] = f.seek(0, io.SEEK_END)
                 self._footers[path] = pq.ParquetFile(f, pre_buffer=False).metadata
         return self._footers[path]
 
@@ -314,106 +397,69 @@ class TokenReader:
         try:
             return self._fs.open(join(self._root, path), "rb")
         except FileNotFoundError:
-            # The usual cause: gc expired the pinned version since the reader was made (or
-            # since the checkpoint it resumes from). Say so, and what can be read instead.
-            record = latest_record(self._fs, self._root)
-            if record is not None and self.version <= record.through:
-                raise DatasetError(
-                    expired_message(self.url, self.version, record, record.oldest_live)
-                    + "; make a new TokenReader at a live version"
-                ) from None
+            self._raise_if_expired()
             raise
 
-    def _parquet(self, path: str) -> pq.ParquetFile:
-        # A forked worker inherits the parent's open file: sharing its offset would garble both
-        # reads, so each process opens its own.
-        if self._file is not None and (self._file[0] != os.getpid() or self._file[1] != path):
-            self.close()
-        if self._file is None:
-            f = self._open(path)
-            pf = pq.ParquetFile(f, metadata=self._footer(path), pre_buffer=False)
-            self._file = (os.getpid(), path, f, pf)
-        return self._file[3]
+    def _raise_if_expired(self) -> None:
+        # The usual cause of a missing file: gc expired the pinned version since the reader was
+        # made (or since the checkpoint it resumes from). Say so, and what can be read instead.
+        record = latest_record(self._fs, self._root)
+        if record is not None and self.version <= record.through:
+            raise DatasetError(
+                expired_message(self.url, self.version, record, record.oldest_live)
+                + "; make a new TokenReader at a live version"
+            ) from None
 
-    def _load(self, index: int) -> _Unit:
-        if self._unit is not None and self._unit.index == index:
-            return self._unit
-        self._unit = None  # hold one row group at a time
-        path, group, rows = self._units[index]
-        where = f"{self.url}/{path} row group {group}"
-        # One thread, no pre-buffering: see catalog.parquet.read_parquet.
-        table = self._parquet(path).read_row_group(group, columns=_COLUMNS, use_threads=False)
-        if table.num_rows != rows:
-            raise DatasetError(f"{where}: {table.num_rows} rows, the footer said {rows}")
-        ids = table.column("input_ids").combine_chunks()
-        if ids.null_count:
-            raise DatasetError(f"{where}: {ids.null_count} examples have null input_ids")
-        media = table.column("media").combine_chunks()
-        has_media = media.value_lengths().fill_null(0).to_numpy(zero_copy_only=False).any()
-        order = np.arange(rows, dtype=np.int64)
-        if self.shuffle:
-            order = np.random.default_rng([self.seed, self._epoch, index + 1]).permutation(order)
-        self._unit = _Unit(
-            index=index,
-            where=where,
-            order=order,
-            example_id=table.column("example_id").to_pylist(),
-            ids=_list_parts(ids),
-            doc_lens=_list_parts(table.column("doc_lens").combine_chunks()),
-            media=media if has_media else None,
-        )
+    def _load(self, slot: int) -> TokenRows:
+        if self._unit is None or self._unit.slot != slot:
+            self._unit = None  # hold one row group at a time
+            index = int(self._order[slot])
+            self._unit = self._unpack(self._fetch(index), index, slot, self._epoch)
         return self._unit
 
-    def _example(self, unit: _Unit, row: int) -> tuple:
-        example_id = unit.example_id[row]
-        values, starts, lengths = unit.ids
-        ids = values[starts[row] : starts[row] + lengths[row]]
-        if len(ids) > self.seq_len:
-            raise DatasetError(
-                f"{unit.where}: example {example_id!r} has {len(ids)} tokens, "
-                f"more than seq_len {self.seq_len}"
+    def _fetch(self, index: int) -> FetchedRowGroup:
+        """The bytes of row group ``index`` (one ranged request); thread-safe."""
+        path, group, _ = self._units[index]
+        try:
+            return fetch_row_group(
+                self._fs,
+                join(self._root, path),
+                metadata=self._footer(path),
+                group=group,
+                columns=_COLUMNS,
             )
-        values, starts, lengths = unit.doc_lens
-        docs = values[starts[row] : starts[row] + lengths[row]].copy()
-        real = len(ids)
-        if self.pack == "pad":
-            real = int(docs.sum())
-            if real > len(ids):
-                raise DatasetError(
-                    f"{unit.where}: example {example_id!r} has doc_lens summing to {real}, "
-                    f"more than its {len(ids)} tokens"
-                )
-        media = []
-        if unit.media is not None:
-            media = _decode_media(unit.media[row], f"{unit.where} example {example_id!r}")
-        return example_id, ids, real, docs, media
+        except FileNotFoundError:
+            self._raise_if_expired()
+            raise
 
-    def _assemble(self, examples: list[tuple], index: int) -> dict[str, Any]:
-        n = len(examples)
-        input_ids = np.full((n, self.seq_len), self.pad_id, dtype=np.int32)
-        lengths = np.zeros(n, dtype=np.int32)
-        for i, (_, ids, real, _, _) in enumerate(examples):
-            input_ids[i, : len(ids)] = ids
-            lengths[i] = real
-        attention_mask = (np.arange(self.seq_len) < lengths[:, None]).astype(np.uint8)
-        batch: dict[str, Any] = {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
-            "lengths": lengths,
-            "doc_lens": [e[3] for e in examples],
-            "example_id": [e[0] for e in examples],
-            "batch_index": index,
-        }
-        if any(e[4] for e in examples):
-            batch["media"] = [e[4] for e in examples]
-        return batch
+    def _unpack(self, fetched: FetchedRowGroup, index: int, slot: int, epoch: int) -> TokenRows:
+        """Row group ``index`` (at ``slot`` of epoch ``epoch``'s order), decoded and unpacked."""
+        path, group, rows = self._units[index]
+        where = f"{self.url}/{path} row group {group}"
+        table = decode_row_group(
+            fetched, self._fs, size=self._bytes[path], metadata=self._footer(path), columns=_COLUMNS
+        )
+        if table.num_rows != rows:
+            raise DatasetError(f"{where}: {table.num_rows} rows, the footer said {rows}")
+        order = np.arange(rows, dtype=np.int64)
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, epoch, index + 1]).permutation(order)
+        return unpack(
+            table,
+            slot=slot,
+            where=where,
+            order=order,
+            seq_len=self.seq_len,
+            pack=self.pack,
+            pad=self.pad_id,
+        )
 
     # -- pickling ------------------------------------------------------------------------------
 
     def __getstate__(self) -> dict[str, Any]:
         # Plain data only: open files, footers and the row group in memory are re-read lazily.
         state = dict(self.__dict__)
-        state.update(_file=None, _unit=None, _footers={})
+        state.update(_unit=None, _footers={})
         return state
 
     def __repr__(self) -> str:
@@ -442,26 +488,3 @@ def _token_properties(props: Mapping[str, Any], where: str) -> tuple[int, str, i
             "expected a token id"
         )
     return int(seq_len), pack, int(pad)
-
-
-def _decode_media(items: pa.Scalar, where: str) -> list[dict[str, Any]]:
-    """The media of one example: ``{"kind", "patches"}`` with patches as shaped uint8 arrays."""
-    if not items.is_valid:
-        return []
-    out = []
-    for item in items.values:
-        kind = item["kind"].as_py()
-        shape = item["shape"].as_py()
-        patches = item["patches"]
-        data = patches.as_buffer() if patches.is_valid else pa.py_buffer(b"")
-        if shape is None or any(d is None or d < 0 for d in shape):
-            raise DatasetError(f"{where}: media {kind!r} has shape {shape!r}")
-        if math.prod(shape) != data.size:
-            raise DatasetError(
-                f"{where}: media {kind!r} has shape {shape} ({math.prod(shape)} bytes) "
-                f"but {data.size} bytes of patches"
-            )
-        # A copy, so the array is writable (torch.from_numpy warns on read-only memory).
-        array = np.frombuffer(data, dtype=np.uint8).reshape(shape).copy()
-        out.append({"kind": kind, "patches": array})
-    return out

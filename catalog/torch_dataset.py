@@ -49,7 +49,10 @@ class TokenIterableDataset(IterableDataset):
     is the resume point. With workers, each worker reads its own copy of the reader (fresh
     each time the loader is iterated, so do not use ``persistent_workers``) and the reader in
     this process does not move: resume by setting ``next_batch`` to the last received
-    ``batch["batch_index"] + 1`` in the state passed to ``load_state_dict``.
+    ``batch["batch_index"] + 1`` in the state passed to ``load_state_dict``. That state resumes
+    on any world size and any number of workers when the ranks stepped in lockstep (see
+    ``TokenReader.load_state_dict``). Each worker reads ahead ``reader.prefetch`` row groups of
+    its own batches.
 
     Args:
         reader: the ``TokenReader`` to read; iteration starts at its position.
@@ -75,7 +78,7 @@ class TokenIterableDataset(IterableDataset):
         reader = self.reader
         start = reader.next_batch + worker.id
         try:
-            for index in range(start, len(reader), worker.num_workers):
-                yield _to_torch(reader.batch(index))
+            for batch in reader.batches(range(start, len(reader), worker.num_workers)):
+                yield _to_torch(batch)
         finally:
             reader.close()

@@ -304,10 +304,16 @@ def test_resume_from_state_dict(tokens_url):
         "world_size": 2,
         "batch_size": 3,
         "next_batch": 4,
+        "drop_last": False,
+        "plan": [[0, N]],  # the whole epoch's stream
     }
     resumed = TokenReader(tokens_url, **kw, epoch=5)
     resumed.load_state_dict(state)
     assert resumed.epoch == 0 and resumed.next_batch == 4
+    assert head + _signature(resumed) == uninterrupted
+    # A state saved before elastic resume (no drop_last, no plan) resumes as it did.
+    resumed = TokenReader(tokens_url, **kw)
+    resumed.load_state_dict({k: v for k, v in state.items() if k not in ("drop_last", "plan")})
     assert head + _signature(resumed) == uninterrupted
 
     # A pickled reader (as sent to a DataLoader worker) carries its position too.
@@ -325,12 +331,24 @@ def test_resume_from_state_dict(tokens_url):
 
 
 def test_mismatched_state_is_refused(tokens_url):
+    # Another rank, world size or batch size is an elastic resume (tests/test_elastic_resume.py).
     kw = dict(batch_size=3, rank=1, world_size=2, seed=21)
     state = TokenReader(tokens_url, **kw).state_dict()
-    for key, other in [("rank", 0), ("world_size", 3), ("batch_size", 4), ("seed", 22)]:
+    for key, other in [("seed", 22), ("shuffle", False)]:
         reader = TokenReader(tokens_url, **{**kw, key: other})
         with pytest.raises(ValueError, match=f"state: {key} is {state[key]}"):
             reader.load_state_dict(state)
+    old = {k: v for k, v in state.items() if k not in ("drop_last", "plan")}
+    with pytest.raises(ValueError, match="saved without 'plan' and 'drop_last'"):
+        TokenReader(tokens_url, **{**kw, "world_size": 3}).load_state_dict(old)
+    for bad, message in [
+        ({"plan": [[0, N + 1]]}, rf"plan has \[0, {N + 1}\], expected 0 <= start < stop"),
+        ({"plan": [[10, 20], [5, 8]]}, "overlapping or out of order"),
+        ({"plan": "all"}, "expected a list of"),
+        ({"drop_last": "yes"}, "drop_last is 'yes'"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            TokenReader(tokens_url, **kw).load_state_dict({**state, **bad})
     with pytest.raises(ValueError, match="no 'next_batch'"):
         TokenReader(tokens_url, **kw).load_state_dict(
             {k: v for k, v in state.items() if k != "next_batch"}
