@@ -19,11 +19,23 @@ from catalog.dataset import DatasetError
 __all__ = ["TokenRows", "assemble", "unpack"]
 
 
+def _one_array(column: pa.ChunkedArray) -> pa.Array:
+    """The column as one array; a row group's usually is one chunk already, and combine_chunks
+    would copy it."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
 def _list_parts(arr: pa.ListArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(values, starts, lengths) of a list<int32> array, as numpy (nulls count as empty)."""
-    lengths = arr.value_lengths().fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-    starts = np.zeros(len(lengths), dtype=np.int64)
-    np.cumsum(lengths[:-1], out=starts[1:])
+    if arr.null_count == 0:  # the usual case: straight from the offsets, no compute kernel
+        offsets = arr.offsets.to_numpy().astype(np.int64)
+        lengths = np.diff(offsets)
+        starts = offsets[:-1] - offsets[0]
+    else:
+        lengths = arr.value_lengths().fill_null(0).to_numpy(zero_copy_only=False)
+        lengths = lengths.astype(np.int64)
+        starts = np.zeros(len(lengths), dtype=np.int64)
+        np.cumsum(lengths[:-1], out=starts[1:])
     values = arr.flatten().to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
     return values, starts, lengths
 
@@ -32,7 +44,7 @@ def _list_parts(arr: pa.ListArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 class TokenRows:
     """One row group in memory (at ``slot`` of the epoch's order of row groups): ``tokens`` is
     int32 ``[rows, seq_len]`` padded, ``lengths`` the real tokens of each row, ``order`` the
-    rows in epoch order."""
+    rows in epoch order; row ``r``'s doc_lens are ``doc_values[doc_starts[r]:doc_stops[r]]``."""
 
     slot: int
     where: str
@@ -40,7 +52,9 @@ class TokenRows:
     example_id: list[str]
     tokens: np.ndarray
     lengths: np.ndarray
-    doc_lens: tuple[np.ndarray, np.ndarray, np.ndarray]
+    doc_values: np.ndarray
+    doc_starts: list[int]
+    doc_stops: list[int]
     media: pa.ListArray | None
 
 
@@ -50,7 +64,7 @@ def unpack(
     """The rows of ``table`` (a row group's ``example_id``, ``input_ids``, ``doc_lens`` and
     ``media``), checked: ``DatasetError`` naming the first bad example."""
     example_id = table.column("example_id").to_pylist()
-    ids = table.column("input_ids").combine_chunks()
+    ids = _one_array(table.column("input_ids"))
     if ids.null_count:
         raise DatasetError(f"{where}: {ids.null_count} examples have null input_ids")
     values, _, lengths = _list_parts(ids)
@@ -66,7 +80,7 @@ def unpack(
     else:
         tokens = np.full((rows, seq_len), pad, dtype=np.int32)
         tokens[np.arange(seq_len) < lengths[:, None]] = values
-    doc_lens = _list_parts(table.column("doc_lens").combine_chunks())
+    doc_lens = _list_parts(_one_array(table.column("doc_lens")))
     real = lengths
     if pack == "pad":  # the packer's pad tokens are not real: the documents' lengths are
         dv, ds, dl = doc_lens
@@ -79,8 +93,10 @@ def unpack(
                 f"{where}: example {example_id[r]!r} has doc_lens summing to {real[r]}, "
                 f"more than its {lengths[r]} tokens"
             )
-    media = table.column("media").combine_chunks()
-    has_media = media.value_lengths().fill_null(0).to_numpy(zero_copy_only=False).any()
+    media = _one_array(table.column("media"))
+    has_media = media.null_count < len(media) and bool(
+        media.value_lengths().fill_null(0).to_numpy(zero_copy_only=False).any()
+    )
     return TokenRows(
         slot=slot,
         where=where,
@@ -88,7 +104,10 @@ def unpack(
         example_id=example_id,
         tokens=tokens,
         lengths=real.astype(np.int32),
-        doc_lens=doc_lens,
+        doc_values=doc_lens[0],
+        # Python ints: slicing with them is 3x faster than with numpy scalars, once per example.
+        doc_starts=doc_lens[1].tolist(),
+        doc_stops=(doc_lens[1] + doc_lens[2]).tolist(),
         media=media if has_media else None,
     )
 
@@ -101,10 +120,10 @@ def assemble(parts: list[tuple[TokenRows, np.ndarray]], index: int, seq_len: int
     lengths = lengths[0] if len(lengths) == 1 else np.concatenate(lengths)
     doc_lens, example_id, media = [], [], []
     for unit, rows in parts:
-        dv, ds, dl = unit.doc_lens
+        values, starts, stops = unit.doc_values, unit.doc_starts, unit.doc_stops
         for r in rows.tolist():
             example_id.append(unit.example_id[r])
-            doc_lens.append(dv[ds[r] : ds[r] + dl[r]].copy())
+            doc_lens.append(values[starts[r] : stops[r]].copy())
             if unit.media is not None:
                 where = f"{unit.where} example {unit.example_id[r]!r}"
                 media.append(_decode_media(unit.media[r], where))
