@@ -12,6 +12,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from catalog.parquet import read_parquet
 from catalog.storage import to_url
 from schemas import TOMBSTONES_SCHEMA
 
@@ -19,6 +20,7 @@ __all__ = [
     "TOMBSTONE_STATE_SQL",
     "create_tombstone_view",
     "empty_tombstones",
+    "read_tombstones",
     "tombstone_counts",
     "tombstone_view",
 ]
@@ -65,3 +67,17 @@ def tombstone_counts(con: duckdb.DuckDBPyConnection, view: str) -> list[dict[str
         "GROUP BY ALL ORDER BY 1, 2"
     )
     return [dict(zip(rel.columns, row, strict=True)) for row in rel.fetchall()]
+
+
+def read_tombstones(ds, version: int | None = None, *, since: int = 0) -> pa.Table:
+    """The tombstone rows of ``ds`` (a posts ``Dataset``) at ``version`` (default: latest)
+    added by versions after ``since``, with a ``version`` column, oldest first: what a derived
+    dataset built on version ``since`` has to remove (``state`` other than ``lifted``)."""
+    manifest = ds.manifest(version)
+    tables = []
+    for entry in manifest.tombstones if manifest else ():
+        if entry.version > since:
+            table = read_parquet(ds.fs, ds.path(entry.path))
+            versions = pa.array([entry.version] * table.num_rows, pa.int64())
+            tables.append(table.append_column("version", versions))
+    return pa.concat_tables(tables) if tables else empty_tombstones()

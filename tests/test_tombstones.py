@@ -4,11 +4,11 @@ every later ingest -- a delete that arrives before its post, a blocked author's 
 from __future__ import annotations
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from test_compliance_actions import Runs, post
 from test_compliance_events import batch_line, post_event, user_event
 
 from catalog import Dataset
+from catalog.tombstones import read_tombstones
 from schemas import TOMBSTONES_SCHEMA
 from transforms.posts import Event
 from transforms.posts.removals import build_removals
@@ -17,18 +17,10 @@ from transforms.posts.tombstones import removals_from_rows, tombstone_rows
 
 def _tombstones(runs: Runs, since: int = 0) -> list[tuple]:
     """(version, target, id, state) of the tombstone rows added after version ``since``."""
-    ds = Dataset.open(runs.dataset)
-    out = []
-    for entry in ds.manifest().tombstones:
-        if entry.version > since:
-            with ds.fs.open(ds.path(entry.path), "rb") as f:
-                table = pq.read_table(f)
-            assert table.schema.equals(TOMBSTONES_SCHEMA)
-            rows = zip(
-                *(table.column(c).to_pylist() for c in ("target", "id", "state")), strict=True
-            )
-            out += [(entry.version, *r) for r in rows]
-    return sorted(out)
+    table = read_tombstones(Dataset.open(runs.dataset), since=since)
+    assert table.schema.remove(table.schema.get_field_index("version")).equals(TOMBSTONES_SCHEMA)
+    columns = ("version", "target", "id", "state")
+    return sorted(zip(*(table.column(c).to_pylist() for c in columns), strict=True))
 
 
 def test_a_delete_before_its_post_removes_the_post_in_a_later_run(tmp_path):
