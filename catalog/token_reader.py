@@ -21,7 +21,8 @@ the one being read.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Iterator, Mapping
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -332,21 +333,32 @@ class TokenReader:
         """Batches ``indices`` of this rank's epoch, in that order, with the next ``prefetch``
         row groups read ahead; the position does not move (``TokenIterableDataset``'s workers
         each read every k-th batch this way)."""
-        indices = list(indices)
-        for index in indices:
-            self._check_index(index)
-        cuts = [self._cuts(index) for index in indices]
-        epoch, order = self._epoch, self._order  # as they are now, for the reading threads
-        slots = [slot for batch in cuts for slot, _, _ in batch]
-        needed = [slot for k, slot in enumerate(slots) if k == 0 or slots[k - 1] != slot]
+        # The epoch as it is now: the reading threads and a set_epoch meanwhile do not mix.
+        epoch, order, cut = self._epoch, self._order, self._cutter()
+
+        def cuts() -> Iterator[tuple[int, list[tuple[int, int, int]]]]:
+            for index in indices:  # lazily: an epoch can have millions of batches
+                self._check_index(index)
+                yield index, cut(index)
+
+        ahead, now = itertools.tee(cuts())  # the fetching runs at most `prefetch` row groups ahead
+
+        def needed() -> Iterator[int]:
+            last = None
+            for _, batch in ahead:
+                for slot, _, _ in batch:
+                    if slot != last:
+                        yield slot
+                    last = slot
+
         # The threads only fetch (waiting on the store); decoding stays in this thread, where it
         # does not compete for the GIL and the cores with the loop (DataLoader workers decode in
         # parallel processes).
         fetched = prefetched(
-            needed, lambda slot: self._fetch(int(order[slot])), depth=self.prefetch
+            needed(), lambda slot: self._fetch(int(order[slot])), depth=self.prefetch
         )
         unit = None
-        for index, batch in zip(indices, cuts, strict=True):
+        for index, batch in now:
             parts = []
             for slot, first, stop in batch:
                 if unit is None or unit.slot != slot:
@@ -359,7 +371,7 @@ class TokenReader:
         """Batch ``index`` of this rank's epoch, without moving the position (no read-ahead)."""
         self._check_index(index)
         parts = []
-        for slot, first, stop in self._cuts(index):
+        for slot, first, stop in self._cutter()(index):
             unit = self._load(slot)
             parts.append((unit, unit.order[first:stop]))
         return assemble(parts, int(index), self.seq_len)
@@ -372,19 +384,25 @@ class TokenReader:
         if not _is_int(index) or not 0 <= index < len(self):
             raise IndexError(f"batch {index!r}: this rank has batches 0..{len(self) - 1}")
 
-    def _cuts(self, index: int) -> list[tuple[int, int, int]]:
-        """Batch ``index`` as (epoch slot, first, stop) runs of rows of the slot's row order."""
-        lo = self._begin + index * self.batch_size
-        hi = min(lo + self.batch_size, self._end)
-        out = []
-        for pos, end in self._plan.positions(lo, hi):
-            while pos < end:
-                slot = int(np.searchsorted(self._starts, pos, side="right")) - 1
-                first = int(self._starts[slot])
-                stop = min(end, int(self._starts[slot + 1]))
-                out.append((slot, pos - first, stop - first))
-                pos = stop
-        return out
+    def _cutter(self) -> Callable[[int], list[tuple[int, int, int]]]:
+        """For the current epoch: batch index -> (epoch slot, first, stop) runs of rows of each
+        slot's row order."""
+        plan, begin, end, starts = self._plan, self._begin, self._end, self._starts
+        size = self.batch_size
+
+        def cut(index: int) -> list[tuple[int, int, int]]:
+            lo = begin + index * size
+            out = []
+            for pos, stop_pos in plan.positions(lo, min(lo + size, end)):
+                while pos < stop_pos:
+                    slot = int(np.searchsorted(starts, pos, side="right")) - 1
+                    first = int(starts[slot])
+                    stop = min(stop_pos, int(starts[slot + 1]))
+                    out.append((slot, pos - first, stop - first))
+                    pos = stop
+            return out
+
+        return cut
 
     def _footer(self, path: str) -> pq.FileMetaData:
         if path not in self._footers:
