@@ -199,12 +199,6 @@ class TokenReader:
         """How many batches of this epoch were already yielded (the index of the next one)."""
         return self._next_batch
 
-    @property
-    def plan(self) -> EpochPlan:
-        """The positions of this epoch's stream the ranks share (all of them, unless resumed
-        elastically) and this reader's world size's split of them."""
-        return self._plan
-
     def __len__(self) -> int:
         """Batches of this rank per epoch (since the last elastic resume)."""
         return self._plan.batches(self.rank)
