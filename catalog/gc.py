@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 # Where runs write. A file here that no version lists is an orphan (no version lists staged
 # rows: a run removes its staging area when it ends, so what is left there is a crashed run's).
-_RUN_DIRS = ("data", "rejects", "manifests", STAGING_DIR)
+_RUN_DIRS = ("data", "rejects", "tombstones", "manifests", STAGING_DIR)
 
 
 def listed_entries(manifest: Manifest) -> Iterator[FileEntry]:

@@ -190,6 +190,7 @@ def test_gc_removes_exactly_the_orphans(store):
         "data/deadrun-00001.parquet",
         "rejects/deadrun-00000.parquet",
         "rejects/deadrun.report.json",
+        "tombstones/deadrun.parquet",
         "manifests/.tmp-0123abcd",
     }
     for rel in orphans:
