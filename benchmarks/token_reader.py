@@ -252,17 +252,20 @@ def main() -> None:
             f"{groups} row groups, {size / 2**20:.1f} MiB; batch {b}; "
             f"default prefetch {TokenReader.__init__.__kwdefaults__['prefetch']}"
         )
-        anchor, ours = rates(
-            [lambda: plain_loop(local, b, seq), lambda: reader_loop(local, b, None)], args.repeat
+        slow = with_latency(local, args.latency)
+        anchor, ours, slow_ours = rates(
+            [
+                lambda: plain_loop(local, b, seq),
+                lambda: reader_loop(local, b, None),
+                lambda: reader_loop(slow, b, None),
+            ],
+            args.repeat,
         )
         print(
             f"local  plain pyarrow loop {anchor:8.1f} batches/s   TokenReader {ours:8.1f}   "
             f"ratio {ours / anchor:.2f}x (target >= 0.9x)"
         )
-
-        slow = with_latency(local, args.latency)
         ms = args.latency * 1000
-        slow_ours = rate(lambda: reader_loop(slow, b, None), args.repeat)
         slow_none = rate(lambda: reader_loop(slow, b, 0), 1)
         slow_anchor = rate(lambda: plain_loop(slow, b, seq), 1)
         print(
