@@ -7,12 +7,15 @@ shard = key mod shards -> group by shard, sort by key -> pack to seq_len -> writ
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from catalog import Dataset, DatasetError, new_run_id, redact_url
+from catalog.parquet import read_parquet
+from pipelines.tokenize_removals import RemovalPlan, held_documents, plan_removals
 from schemas import SourceEntry
 from schemas.errors import UserError
 from transforms.tokenize.pack import PACK_MODES, PackOptions
@@ -112,6 +115,8 @@ class Plan:
     tokenizer: TokenizerSpec
     shards: int
     base_version: int
+    removals: RemovalPlan | None = None
+    read: dict[str, int] = field(default_factory=dict)
 
     def properties(self, config: TokenizeConfig) -> dict[str, Any]:
         """The ``tokens`` facts of the manifest (DESIGN.md §2)."""
@@ -127,6 +132,10 @@ class Plan:
             "inputs": [
                 {"dataset": i.label, "kind": i.kind, "version": i.version} for i in self.inputs
             ],
+            # The posts version whose compliance removals the tokens hold, per posts dataset,
+            # and the latest version of each input whose files they read.
+            "applied": self.removals.applied if self.removals else {},
+            "read": {**self.read, **{i.label: i.version for i in self.inputs}},
         }
 
 
@@ -186,15 +195,75 @@ def plan(config: TokenizeConfig, run_id: str | None = None) -> Plan:
             est += f.bytes * _EXPANSION[ds.kind]
         inputs.append(InputVersion(url, label, ds.kind, version, ds.info.schema, tuple(files)))
     shards = config.shards or max(1, min(4096, -(-est // _SHARD_BYTES)))
+    run_id = run_id or new_run_id()
+    removals = plan_removals(
+        out, manifest, [(ds, v) for _, ds, v in opened], run_id, threads=config.threads
+    )
+    inputs = [
+        _skip(spec, ds, out, manifest, removals, config)
+        for spec, (_, ds, _) in zip(inputs, opened, strict=True)
+    ]
     return Plan(
-        run_id=run_id or new_run_id(),
+        run_id=run_id,
         inputs=tuple(inputs),
         sources=sources,
         already_consumed=skipped,
         tokenizer=tokenizer,
         shards=shards,
         base_version=manifest.version if manifest else 0,
+        removals=removals,
+        read=_read_versions(manifest),
     )
+
+
+def _skip(
+    spec: InputVersion, ds: Dataset, out: Dataset, manifest, removals: RemovalPlan, config
+) -> InputVersion:
+    """``spec`` told which posts of its files to leave out: those removed since the version it
+    reads, and (``--incremental``) those the tokens hold already.
+
+    An ingest that rewrites a committed file (a compliance removal, a newer edit, an
+    overwrite) writes the rows it keeps into new files, mixed with new posts: an incremental
+    run reads those files as new, and would tokenize the kept rows a second time."""
+    if spec.kind != "posts" or not spec.files:
+        return spec
+    removed = removals.skip.get(spec.label, frozenset())
+    held: set[str] = set()
+    since = _read_versions(manifest).get(spec.label, 0)
+    incremental = config.incremental and not config.threads and manifest is not None
+    if incremental and _rewrote(ds, since, spec.version):
+        held = held_documents(out, manifest, spec.label) - removals.removed.get(spec.label, set())
+        if held:
+            new = set()
+            for path in spec.files:
+                column = read_parquet(ds.fs, ds.path(path), ["post_id"]).column("post_id")
+                new.update(column.to_pylist())
+            held &= new
+    return dataclasses.replace(spec, removed=removed, held=frozenset(held))
+
+
+def _read_versions(manifest) -> dict[str, int]:
+    """Input label -> the latest version whose files the tokens version ``manifest`` read."""
+    if manifest is None:
+        return {}
+    read = dict(manifest.properties.get("read") or {})
+    for entry in manifest.properties.get("inputs") or ():
+        read.setdefault(entry["dataset"], int(entry["version"]))
+    return read
+
+
+def _rewrote(ds: Dataset, since: int, upto: int) -> bool:
+    """Whether a version of ``ds`` in ``since < v <= upto`` may have rewritten committed files
+    the tokens read (anything but a plain append; an expired or unknown one may have)."""
+    if since == 0:
+        return True
+    for v in range(since + 1, upto + 1):
+        try:
+            if ds.manifest(v).operation != "append":
+                return True
+        except DatasetError:
+            return True
+    return False
 
 
 def build(pipeline, config: TokenizeConfig, the_plan: Plan):
@@ -254,10 +323,25 @@ def build(pipeline, config: TokenizeConfig, the_plan: Plan):
 def run(config: TokenizeConfig, options, *, run_id: str | None = None):
     """Plan and run one tokenize; returns the ``RunReport``. With nothing new to read (all
     input files tokenized before, ``--incremental``), no pipeline runs."""
+    from pipelines import tokenize_removals
     from runners.execute import nothing_new, run_pipeline
 
     the_plan = plan(config, run_id)
+    removal = None
+    if the_plan.removals is not None and the_plan.removals.affected:
+        # Removals first, as their own delete version: a run killed after it leaves them
+        # applied, and the tokens appended next never sit next to a removed post's.
+        removal = tokenize_removals.run(
+            config.dataset,
+            the_plan.removals,
+            options,
+            storage_options=config.storage_options,
+            target_file_bytes=config.target_file_bytes,
+        )
+        the_plan = dataclasses.replace(the_plan, base_version=removal.version)
     if not the_plan.sources:
+        if removal is not None:
+            return removal
         return nothing_new(
             config.dataset, "tokens", the_plan.run_id, the_plan.already_consumed, "input files"
         )
@@ -268,7 +352,7 @@ def run(config: TokenizeConfig, options, *, run_id: str | None = None):
         the_plan.shards,
         redact_url(config.dataset),
     )
-    return run_pipeline(
+    report = run_pipeline(
         lambda p: build(p, config, the_plan),
         options,
         dataset=config.dataset,
@@ -277,3 +361,12 @@ def run(config: TokenizeConfig, options, *, run_id: str | None = None):
         storage_options=config.storage_options,
         input_bytes=sum(s.size or 0 for s in the_plan.sources),
     )
+    if removal is not None:
+        report.message = (
+            f"compliance removals committed first as version {removal.version}: "
+            f"{removal.info.get('documents_removed', 0)} documents, "
+            f"{removal.info.get('tokens_removed', 0)} tokens, "
+            f"{removal.records_deleted} examples removed, "
+            f"{removal.info.get('examples_repacked', 0)} re-packed"
+        )
+    return report

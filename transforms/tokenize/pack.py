@@ -22,7 +22,7 @@ from schemas import TOKENS
 from schemas.kinds import MEDIA_PATCHES, SOURCE_SPAN
 from transforms.tokenize.patches import patchify
 
-__all__ = ["PACK_MODES", "Layout", "PackOptions", "example_tables", "layout"]
+__all__ = ["PACK_MODES", "Layout", "PackOptions", "example_id", "example_tables", "layout"]
 
 PACK_MODES = ("concat", "pad")
 _CHUNK_BYTES = 32 << 20  # raw bytes (tokens + patches) of the examples materialized at once
@@ -165,16 +165,23 @@ def _media(lay: Layout, docs: pa.Table, a: int, b: int, cache: _Frames, p: int) 
     return out
 
 
+def example_id(seed: int, seq_len: int, mode: str, dataset: str, doc_id: str, offset: int) -> str:
+    """The id of an example whose first piece is ``doc_id`` of ``dataset`` from ``offset``.
+
+    From what the example starts with, so ids are the same on every run of the same inputs and
+    differ between seeds, lengths and modes (a re-packed example gets the id of its new start).
+    """
+    name = f"{seed}/{seq_len}/{mode}/{dataset}/{doc_id}/{offset}"
+    return hashlib.blake2b(name.encode(), digest_size=8).hexdigest()
+
+
 def _example_ids(lay: Layout, docs: pa.Table, opts: PackOptions, a: int, b: int) -> list[str]:
-    # From what the example starts with, so ids are the same on every run of the same inputs
-    # and differ between seeds, lengths and modes.
     ds, ids = docs.column("dataset"), docs.column("doc_id")
     out = []
     for e in range(a, b):
         s = lay.segs[e]
         d = int(lay.seg_doc[s])
-        name = f"{opts.seed}/{opts.seq_len}/{opts.mode}/{ds[d]}/{ids[d]}/{lay.seg_offset[s]}"
-        out.append(hashlib.blake2b(name.encode(), digest_size=8).hexdigest())
+        out.append(example_id(opts.seed, opts.seq_len, opts.mode, ds[d], ids[d], lay.seg_offset[s]))
     return out
 
 

@@ -41,7 +41,10 @@ class InputVersion:
     """One input: a ``posts`` or ``clips`` dataset at a pinned version.
 
     ``label`` names it in the ``sources`` of every example (the URL without credentials);
-    ``files`` are the data files to read (relative to the root).
+    ``files`` are the data files to read (relative to the root). Posts left out, counted as
+    skipped: ``removed``, removed from the dataset since ``version`` (compliance;
+    ``removed_since_version``), and ``held``, that the tokens dataset holds already (rows an
+    ingest carried into a rewritten file; ``already_tokenized``).
     """
 
     url: str
@@ -50,6 +53,8 @@ class InputVersion:
     version: int
     schema: pa.Schema
     files: tuple[str, ...]
+    removed: frozenset[str] = frozenset()
+    held: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -181,11 +186,24 @@ class _TokenizeRowGroupFn(_ReadFn):
             special = self._opts.tokenizer.special_ids
             rendered = clip_documents(table, path, self._tok, special, self._opts.patch)
         else:
-            rendered = post_documents(table, path)
+            rendered = _post_documents(table, path, spec)
         chunk = tokenize_rendered(
             rendered, spec.kind, spec.label, self._opts, self._tok, table.num_rows
         )
         yield self._stager.staged(chunk, *unit)
+
+
+def _post_documents(table: pa.Table, path: str, spec: InputVersion) -> Rendered:
+    """The post documents of ``table`` but the ``removed`` and ``held`` ones (counted)."""
+    skipped = {}
+    for reason, ids in (("removed_since_version", spec.removed), ("already_tokenized", spec.held)):
+        if ids:
+            hit = pc.is_in(table.column("post_id"), value_set=pa.array(sorted(ids), pa.string()))
+            skipped[reason] = pc.sum(hit).as_py() or 0
+            table = table.filter(pc.invert(hit))
+    rendered = post_documents(table, path)
+    rendered.skipped.update({k: n for k, n in skipped.items() if n})
+    return rendered
 
 
 class _ThreadBucketsFn(_ReadFn):
