@@ -6,9 +6,11 @@ here runs both on the same lines, with the same options and the same repeats tab
 
 from __future__ import annotations
 
+import io
 import itertools
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -17,6 +19,7 @@ from test_hostile_posts import (
     FORMS,
     PATHS,
     RAW_VALUES,
+    Trickle,
     _encode,
     json_values,
     mutated,
@@ -26,9 +29,11 @@ from test_hostile_posts import (
 )
 
 from transforms.posts.flat_tweet import flat_tweet_rows
-from transforms.posts.lines import open_decompressed, read_lines
+from transforms.posts.lines import open_decompressed, read_lines, valid_utf8
 from transforms.posts.parse import Chunk, ParseOptions, parse_line, parse_line_general
+from transforms.posts.parse_posts import parse_source
 from transforms.posts.repeats import SeenPosts
+from transforms.posts.rows import rows_to_table
 from transforms.samples.firehose import firehose_lines
 from transforms.samples.posts import generate_posts_sample
 
@@ -148,3 +153,55 @@ def test_any_value_anywhere_parses_the_same(where, how, raw, options):
 def test_any_json_document_parses_the_same(value, ascii_only):
     line = _encode(value, ascii_only)
     assert_same(*both([line], ParseOptions()), line)
+
+
+# ----------------------------------------------------------------------------- UTF-8 by block
+
+
+def _decodes(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+_utf8ish = st.lists(
+    st.sampled_from(
+        [b"a", b"\n", b"\xc3\xa9", b"\xe2\x82\xac", b"\xf0\x9f\x98\x80", b"\xed\xa0\x80"]
+    )
+    | st.binary(max_size=3),
+    max_size=40,
+).map(b"".join)
+
+
+@_FAST
+@given(data=_utf8ish)
+def test_arrow_checks_utf8_as_strictly_as_python(data):
+    """Overlong forms, surrogates (CESU-8), cut sequences, stray continuation bytes."""
+    assert valid_utf8(data) == _decodes(data)
+
+
+@_FAST
+@given(data=_utf8ish, sizes=st.lists(st.integers(1, 64), min_size=1, max_size=4))
+def test_lines_marked_utf8_are_utf8(data, sizes):
+    """Whatever the block boundaries, a line ``read_lines`` marks as checked decodes."""
+    for line in read_lines(open_decompressed(Trickle(data, sizes)), 1 << 20):
+        assert not line.utf8 or _decodes(line.data), line.data
+
+
+def test_a_plain_file_is_checked_block_by_block():
+    """Only lines cut by a block boundary are left to be checked one by one."""
+    lines = firehose_lines(400, seed=2)
+    lines[7] = lines[7].replace(b'"lang"', b'"\xff"', 1)  # an unread field, bad bytes
+    blob = b"\n".join(lines) + b"\n"
+    got = list(read_lines(open_decompressed(Trickle(blob, [1 << 20])), 16 << 20))
+    assert [line.data for line in got] == lines
+    block_of_7 = [i for i, line in enumerate(got) if not line.utf8]
+    assert 7 in block_of_7 and len(block_of_7) < len(lines) // 2  # the bad block only
+    _, general = both(lines, ParseOptions())
+    assert [r["reason"] for r in general.rejects] == ["invalid_utf8"]
+    parsed = list(parse_source(io.BytesIO(blob), URI, ParseOptions(), max_line_bytes=16 << 20))
+    assert [r for c in parsed for r in c.rejects] == general.rejects
+    posts = pa.concat_tables(c.posts for c in parsed)
+    assert posts.to_pylist() == rows_to_table(general.rows).to_pylist()

@@ -159,17 +159,22 @@ class _Later:
         self.entities, self.text = entities, text
 
 
-def flat_tweet_rows(data: bytes, source_uri: str, line: int, max_posts: int) -> list[dict] | None:
+def flat_tweet_rows(
+    data: bytes, source_uri: str, line: int, max_posts: int, *, utf8: bool = False
+) -> list[dict] | None:
     """The posts rows of a line holding one tweet object (and its inlined referenced tweets),
     as the general parser makes them once ``finish_row`` has made their entity lists, media and
     text hash; None when the line is anything else or anything in it is not plainly valid (the
-    general parser then decides)."""
+    general parser then decides). ``utf8``: the caller has checked that ``data`` is valid UTF-8
+    (``read_lines`` checks whole blocks at once, without the ``str`` per line that decoding makes:
+    those, freed among the rows being kept, grew the heap by ~30 MB a file)."""
     try:
+        if not utf8:
+            # msgspec skips the fields it is not asked for without checking their bytes:
+            # invalid UTF-8 there is for the general parser to reject.
+            data.decode("utf-8")
         tweet = _decode(data)
-        # msgspec skips the fields it is not asked for without checking their bytes: invalid
-        # UTF-8 there is for the general parser to reject.
-        data.decode("utf-8")
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError):
+    except (UnicodeDecodeError, msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return None
     refs = tweet.referenced_tweets or ()
     if tweet.action is not _ABSENT or tweet.data is not _ABSENT or 1 + len(refs) > max_posts:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import BinaryIO
 
+import pyarrow as pa
+
 # Re-exported: readers open a source and read its lines in one breath.
 from transforms.posts.decompress import open_decompressed
 
@@ -16,17 +18,33 @@ _KEEP = 64 * 1024  # of an over-long line, this much is kept for the reject's pa
 
 class Line:
     """One line: its 1-based number and bytes (without ``\\n``); ``too_long`` lines keep only
-    their first 64 KiB, with ``length`` the full length."""
+    their first 64 KiB, with ``length`` the full length. ``utf8``: the bytes are known to be
+    valid UTF-8 (False: not checked)."""
 
-    __slots__ = ("data", "length", "number", "too_long")
+    __slots__ = ("data", "length", "number", "too_long", "utf8")
 
-    def __init__(self, number: int, data: bytes, length: int, too_long: bool):
+    def __init__(self, number: int, data: bytes, length: int, too_long: bool, utf8: bool = False):
         self.number, self.data, self.length, self.too_long = number, data, length, too_long
+        self.utf8 = utf8
+
+
+def valid_utf8(data: bytes) -> bool:
+    """Whether ``data`` is valid UTF-8, as strictly as ``bytes.decode`` checks it (no overlong
+    forms, no surrogates), checked by Arrow at memory speed without making a ``str``."""
+    try:
+        pa.array([data], pa.binary()).cast(pa.string())
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 def read_lines(stream: BinaryIO, max_line_bytes: int) -> Iterator[Line]:
     """Yield every line of ``stream``; a line longer than ``max_line_bytes`` is cut short and
-    flagged, and its remainder is skipped without ever being held in memory."""
+    flagged, and its remainder is skipped without ever being held in memory.
+
+    The lines that lie whole within one read block are checked for valid UTF-8 together, once
+    per block (``Line.utf8``): a newline is never part of a multi-byte character, so a valid
+    block means valid lines."""
     number = 0
     # A bytearray grows in place: a long line arriving in small blocks (gzip hands over ~14 KiB
     # at a time) costs its length, not its length times the number of blocks.
@@ -40,6 +58,10 @@ def read_lines(stream: BinaryIO, max_line_bytes: int) -> Iterator[Line]:
         if not block:
             break
         start = 0
+        # The lines that begin in this block (not the end of a line begun in the last one).
+        first = block.find(b"\n") + 1 if pending or skipping is not None else 0
+        last = block.rfind(b"\n")
+        utf8 = last > first and valid_utf8(block[first:last])
         while True:
             end = block.find(b"\n", start)
             if end < 0:
@@ -55,9 +77,9 @@ def read_lines(stream: BinaryIO, max_line_bytes: int) -> Iterator[Line]:
                     pending += block[start:end]
                     data = bytes(pending)
                     pending.clear()
+                    yield _line(number, data, max_line_bytes)
                 else:
-                    data = block[start:end]
-                yield _line(number, data, max_line_bytes)
+                    yield _line(number, block[start:end], max_line_bytes, utf8)
             start = end + 1
         tail = block[start:]
         if skipping is not None:
@@ -76,9 +98,9 @@ def read_lines(stream: BinaryIO, max_line_bytes: int) -> Iterator[Line]:
         yield _line(number + 1, bytes(pending), max_line_bytes)
 
 
-def _line(number: int, data: bytes, limit: int) -> Line:
+def _line(number: int, data: bytes, limit: int, utf8: bool = False) -> Line:
     if data.endswith(b"\r"):
         data = data[:-1]
     if len(data) > limit:
         return Line(number, data[:_KEEP], len(data), True)
-    return Line(number, data, len(data), False)
+    return Line(number, data, len(data), False, utf8)

@@ -107,10 +107,13 @@ class Chunk:
         )
 
 
-def parse_line(data: bytes, number: int, chunk: Chunk, options: ParseOptions) -> None:
+def parse_line(
+    data: bytes, number: int, chunk: Chunk, options: ParseOptions, *, utf8: bool = False
+) -> None:
     """Parse one line into ``chunk``: a tweet of the common shape by the fast path
-    (``transforms.posts.flat_tweet``), anything else by ``parse_line_general``."""
-    rows = flat_tweet_rows(data, chunk.source_uri, number, MAX_POSTS_PER_LINE)
+    (``transforms.posts.flat_tweet``), anything else by ``parse_line_general``. ``utf8``: the
+    caller has checked that ``data`` is valid UTF-8."""
+    rows = flat_tweet_rows(data, chunk.source_uri, number, MAX_POSTS_PER_LINE, utf8=utf8)
     if rows is None:
         parse_line_general(data, number, chunk, options)
     else:

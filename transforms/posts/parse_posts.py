@@ -95,7 +95,6 @@ def parse_source(
     With ``user_ids``, the source is a user batch compliance file: every line is a compliance
     event whose ids are user ids (``parse_user_compliance_line``).
     """
-    parse = parse_user_compliance_line if user_ids else parse_line
     seen = SeenPosts() if drop_repeats else None
     chunk = Chunk(uri, seen=seen)
     number = 0
@@ -114,8 +113,10 @@ def parse_source(
                     f"{line.length} bytes, more than --max-line-bytes {max_line_bytes}",
                     line.data,
                 )
+            elif user_ids:
+                parse_user_compliance_line(line.data, line.number, chunk, options)
             else:
-                parse(line.data, line.number, chunk, options)
+                parse_line(line.data, line.number, chunk, options, utf8=line.utf8)
             if chunk.counts["records_in"] >= chunk_records or size >= chunk_bytes:
                 finished = _finish(chunk)
                 collector.resume()
