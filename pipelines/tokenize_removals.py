@@ -28,7 +28,7 @@ from schemas.errors import UserError
 from transforms.tokenize.removed_documents import applied_versions, removed_documents
 from transforms.tokenize.repack import RepackOptions, removed_spans
 
-__all__ = ["RemovalPlan", "build", "held_documents", "plan_removals", "run"]
+__all__ = ["RemovalPlan", "build", "held_documents", "plan_removals", "removal_run_id", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,11 @@ class RemovalPlan:
     found: dict[str, int] = field(default_factory=dict)
     properties: dict[str, Any] = field(default_factory=dict)
     opts: RepackOptions | None = None
+
+
+def removal_run_id(run_id: str) -> str:
+    """The run id of the removal step of the tokenize run ``run_id`` (its own commit)."""
+    return f"{run_id}-removals"
 
 
 def _sources(out: Dataset, paths: Sequence[str]) -> Iterator[tuple[str, pa.ListArray]]:
@@ -128,7 +133,7 @@ def plan_removals(
         if docs:
             removed[label] = frozenset(docs)
     the_plan = RemovalPlan(
-        run_id=f"{run_id}-removals",
+        run_id=removal_run_id(run_id),
         base_version=manifest.version if manifest else 0,
         applied=new_applied,
         removed=removed,

@@ -305,3 +305,22 @@ def test_repack_without_closes_up_spans_keeps_the_rest_and_counts():
     assert first["input_ids"] == [4, 5]
     assert first["example_id"] == example_id(1, 8, "concat", "p", "b", 0)
     assert repack_without(table, {"p": {"zz"}}, opts).table is table
+
+
+def test_a_scheduled_incremental_tokenize_after_a_compliance_ingest(tmp_path):
+    runs, tokens = _ingest_and_tokenize(tmp_path)
+    runs.ingest([post_event("delete", DELETED), user_event("user_delete", BLOCKED)])
+    job = ["tokenize", runs.dataset, "--to", str(tmp_path / "tokens"), "--seq-len", "16"]
+    done = _cli(["schedule", "--every", "1s", "--max-ticks", "1", "--", *job, "--shards", "8"])
+    assert done.returncode == 0, done.stderr
+    tick = next(line for line in done.stderr.splitlines() if " tick 1 " in line)
+    # the removal version, then the carried posts' files (nothing new in them) are consumed
+    assert " tick 1 committed version 3: " in tick, done.stderr
+    tokens = Dataset.open(str(tmp_path / "tokens"))
+    assert tokens.manifest(2).operation == "delete"
+    assert tokens.manifest(3).report["skipped_by_reason"] == {"already_tokenized": 13}
+    latest = _examples(tokens)
+    assert (
+        _check_round_trip(Dataset.open(runs.dataset), latest)
+        == {str(i) for i in range(1, 17)} - _removed_ids()
+    )

@@ -200,7 +200,10 @@ class _Scheduler:
                 ds = Dataset.open(self._job.dataset, storage_options=self._storage_options)
             except DatasetError:
                 return None, None  # the tick died before creating the dataset
-            committed = ds.find_run(run_id, since)
+            # A tokenize tick whose inputs removed posts commits a delete version first, under
+            # its own id (pipelines.tokenize_removals.removal_run_id); with nothing new to
+            # tokenize, that version is the tick's outcome.
+            committed = ds.find_run(run_id, since) or ds.find_run(f"{run_id}-removals", since)
             if committed is not None:
                 return {
                     **committed.report,

@@ -124,6 +124,8 @@ def tokenize_rendered(
 def _by_shard(docs: pa.Table, shard: np.ndarray) -> list[tuple[int, pa.Table]]:
     """``docs`` split by ``shard``, each piece in row order: one stable sort and slices, not a
     filter (a copy of the whole table) per shard."""
+    if not len(shard):  # every row skipped (empty texts, posts held already): no piece
+        return []
     order = np.argsort(shard, kind="stable")
     grouped = docs.take(pa.array(order))
     shards, starts = np.unique(shard[order], return_index=True)
