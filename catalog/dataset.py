@@ -10,6 +10,7 @@ version keeps a consistent view, and a crashed run leaves only unlisted files fo
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -33,8 +34,10 @@ from schemas import (
     KindSpec,
     Manifest,
     ManifestError,
+    SchemaError,
     SourceEntry,
     TombstoneEntry,
+    check_evolution,
     kind_spec,
     manifest_name,
     parse_manifest_name,
@@ -132,6 +135,11 @@ class Dataset:
         ds = Dataset.create("s3://bucket/posts", "posts", storage_options={"anon": False})
         ds.latest_version()          # 0 while nothing is committed
         [f.path for f in ds.files()] # live files of the latest version
+
+    ``info.schema`` is the schema every reader sees: this shardsmith's schema of the kind. A
+    dataset created before the kind gained columns (``KindSpec.added_columns``) opens too:
+    ``stored_schema`` is what its ``dataset.json`` says, ``missing_columns`` the columns it
+    lacks, which read as nulls in files written without them (``schemas.evolution``).
     """
 
     def __init__(self, fs: AbstractFileSystem, root: str, info: DatasetInfo, url: str):
@@ -139,6 +147,9 @@ class Dataset:
         self.root = root
         self.info = info
         self.url = url
+        # What dataset.json records, and the columns added to the kind since (schemas.evolution).
+        self.stored_schema = info.schema
+        self.missing_columns: tuple[str, ...] = ()
         self._manifests: dict[int, Manifest] = {}
 
     # -- opening -------------------------------------------------------------------------------
@@ -181,12 +192,20 @@ class Dataset:
             info = DatasetInfo.from_json(raw, where)
         except ManifestError as exc:
             raise DatasetError(str(exc)) from None
-        expected = kind_spec(info.kind).schema
-        if not info.schema.equals(expected):
+        try:
+            missing = check_evolution(info.schema, info.kind)
+        except SchemaError as exc:
             raise DatasetError(
-                f"{where}: the {info.kind} schema differs from this version of shardsmith's"
-            )
-        return cls(fs, root, info, redact_url(url))
+                f"{where}: the {info.kind} schema differs from this version of shardsmith's: {exc}"
+            ) from None
+        ds = cls(fs, root, info, redact_url(url))
+        if missing:
+            # Read-side evolution: dataset.json is written once and never modified (like every
+            # file of the commit protocol); readers fill the columns added since with nulls.
+            ds.stored_schema = info.schema
+            ds.missing_columns = missing
+            ds.info = dataclasses.replace(info, schema=kind_spec(info.kind).schema)
+        return ds
 
     # -- reading -------------------------------------------------------------------------------
 

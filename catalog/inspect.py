@@ -182,6 +182,8 @@ def summarize(con: duckdb.DuckDBPyConnection, spec: ViewSpec) -> dict[str, Any]:
         "rows": sum(f.rows for f in files),
         "bytes": sum(f.bytes for f in files),
         "schema": [f"{f.name}: {f.type}" for f in schema],
+        # Columns the kind gained after this dataset was created: null in its older files.
+        "columns_added_since_created": list(spec.ds.missing_columns),
     }
     if spec.ds.kind == "posts" and manifest is not None and manifest.tombstones:
         # Compliance removals the dataset holds, whether or not any row is left.

@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 
 from catalog.dataset import Dataset
+from catalog.sql_evolution import view_select
 from catalog.storage import is_local, protocol, to_url
 from catalog.tombstones import create_tombstone_view, empty_tombstones, tombstone_view
 
@@ -150,11 +151,8 @@ def connect(
         for spec in specs:
             if spec.urls:
                 files = "[" + ", ".join(_sql_string(u) for u in spec.urls) + "]"
-                hive = "true" if spec.ds.spec.partition_by else "false"
-                con.execute(
-                    f'CREATE VIEW views_setup."{spec.name}" AS SELECT * FROM '
-                    f"read_parquet({files}, hive_partitioning = {hive})"
-                )
+                select = view_select(con, spec.ds, files)
+                con.execute(f'CREATE VIEW views_setup."{spec.name}" AS {select}')
         tombstone_views = _tombstone_views(con, specs)
         con.execute("DETACH views_setup")
         con.execute(f"ATTACH {db} AS datasets (READ_ONLY)")

@@ -1,6 +1,7 @@
 """Arrow schemas of every dataset kind, the dataset manifest format, and validation."""
 
 from schemas.errors import UserError
+from schemas.evolution import check_evolution, evolve_table
 from schemas.kinds import CLIPS, KINDS, POSTS, TOKENS, KindSpec, kind_spec
 from schemas.manifest import (
     FORMAT_VERSION,
@@ -39,8 +40,10 @@ __all__ = [
     "SourceEntry",
     "TombstoneEntry",
     "UserError",
+    "check_evolution",
     "check_relative_path",
     "conform_table",
+    "evolve_table",
     "kind_spec",
     "manifest_name",
     "parse_manifest_name",

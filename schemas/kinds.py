@@ -149,6 +149,9 @@ class KindSpec:
             keeps the order the rows arrived in (tokens: the shuffle order is the content).
         row_group_rows / row_group_bytes: a row group is closed at whichever comes first
             (bytes are Arrow in-memory bytes, before compression).
+        added_columns: nullable columns the schema gained after datasets of the kind were
+            first written; a dataset or file without them still reads, with nulls there
+            (``schemas.evolution``). Never remove a name from it.
     """
 
     name: str
@@ -158,6 +161,13 @@ class KindSpec:
     sort_by: tuple[str, ...]
     row_group_rows: int
     row_group_bytes: int
+    added_columns: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        for name in self.added_columns:
+            # Only a nullable column can be missing from older files: their rows read as null.
+            if self.schema.get_field_index(name) < 0 or not self.schema.field(name).nullable:
+                raise ValueError(f"{self.name}: added column {name!r} is not a nullable column")
 
 
 # 64 MiB of posts is ~125k rows (DuckDB's own row groups are 122,880): big enough for scans,
@@ -171,6 +181,8 @@ POSTS = KindSpec(
     sort_by=("created_at", "post_id"),
     row_group_rows=1_000_000,
     row_group_bytes=64 * _MiB,
+    # Compliance columns (issue 14): posts datasets written before them still open.
+    added_columns=("withheld_in_countries", "geo"),
 )
 # Clip rows carry JPEG frames (hundreds of KiB each), so a row group holds a few dozen windows.
 CLIPS = KindSpec(

@@ -210,7 +210,10 @@ class Manifest:
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """``dataset.json``: what kind of dataset this is and the exact schema of its data files."""
+    """``dataset.json``: what kind of dataset this is and the schema it was created with.
+
+    Written once, never modified. Data files have this schema or, written by a later
+    shardsmith, the kind's schema with columns added since (``schemas.evolution``)."""
 
     kind: str
     created_at: str

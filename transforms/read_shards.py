@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 
 from catalog import Dataset
 from catalog.storage import open_url
+from schemas import evolve_table
 
 __all__ = ["ReadShards", "read_row_group", "row_groups"]
 
@@ -25,14 +26,15 @@ def row_groups(fs, root: str, path: str) -> list[tuple[str, int]]:
 def read_row_group(
     fs, root: str, path: str, index: int, schema: pa.Schema, columns: Sequence[str] | None = None
 ) -> pa.Table:
-    """Row group ``index`` of ``root/path``, with the dataset's schema (or the chosen columns)."""
+    """Row group ``index`` of ``root/path``, with the dataset's schema (or the chosen columns);
+    a column added to the kind after the file was written reads as nulls (``schemas.evolution``)."""
     with fs.open(f"{root}/{path}", "rb") as f:
         # One thread: see catalog.parquet.read_parquet (Arrow threads + Python files abort at exit).
+        # A requested column the file lacks is left out by pyarrow; evolve_table fills it.
         table = pq.ParquetFile(f).read_row_group(
             index, columns=list(columns) if columns else None, use_threads=False
         )
-    target = pa.schema([schema.field(c) for c in columns]) if columns else schema
-    return table.cast(target)
+    return evolve_table(table, schema, columns, cast=True)
 
 
 class _SplitFileFn(beam.DoFn):

@@ -38,7 +38,10 @@ class _RewriteFn(beam.DoFn):
     def process(self, element, *amend_with):
         path, keys = element
         doomed = pa.array(sorted({k for k in keys if k is not None}), pa.string())
-        table = conform_table(read_parquet(self._fs, f"{self._root}/{path}"), self._spec)
+        # A file written before the kind gained columns is rewritten with them (as nulls).
+        table = conform_table(
+            read_parquet(self._fs, f"{self._root}/{path}", schema=self._spec.schema), self._spec
+        )
         gone = pc.is_in(table.column(self._spec.key), value_set=doomed)
         kept = table.filter(pc.invert(gone))
         if self._amend is not None:

@@ -43,6 +43,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
         type_ = type_ if len(type_) <= 72 else type_[:69] + "..."
         rows.append((name, type_, _fmt(summary.get("nulls", {}).get(name))))
     print_table("schema", ("column", "type", "nulls"), rows)
+    if summary.get("columns_added_since_created"):
+        added = ", ".join(summary["columns_added_since_created"])
+        print(f"columns added since the dataset was created (null in older files): {added}")
     if summary.get("partitions"):
         print_table(
             "rows per partition",

@@ -44,7 +44,7 @@ class _ReadKeysFn(beam.DoFn):
         self._fs, self._root = open_url(self._url, self._storage_options)
 
     def process(self, path: str):
-        table = read_parquet(self._fs, f"{self._root}/{path}", self._columns)
+        table = read_parquet(self._fs, f"{self._root}/{path}", self._columns, schema=POSTS.schema)
         table = table.append_column("_path", pa.array([path] * table.num_rows, pa.string()))
         keys = table.column("text_hash").to_numpy() if self._by_text else edit_roots(table)
         for bucket, part in split_buckets(table, keys, self._buckets):
@@ -104,7 +104,9 @@ class _ScanCommittedFn(beam.DoFn):
     def process(self, path: str, removals: Removals):
         if not removals.touches_committed:
             return
-        table = read_parquet(self._fs, f"{self._root}/{path}", ["post_id", "author_id"])
+        table = read_parquet(
+            self._fs, f"{self._root}/{path}", ["post_id", "author_id"], schema=POSTS.schema
+        )
         ids = table.column("post_id").combine_chunks()
         authors = table.column("author_id").combine_chunks()
         # Only blocks this run added: what earlier versions held left no row to find.
