@@ -16,7 +16,7 @@ import pyarrow as pa
 import pytest
 from test_compliance_actions import Runs, post
 from test_compliance_events import post_event, user_event
-from test_tokenize import _examples, _expected_docs, _reassemble, in_process
+from test_tokenize import _clips, _commit, _examples, _expected_docs, _reassemble, in_process
 
 from catalog import Dataset, RetentionPolicy, expire_versions
 from pipelines.tokenize import TokenizeConfig, run
@@ -324,3 +324,29 @@ def test_a_scheduled_incremental_tokenize_after_a_compliance_ingest(tmp_path):
         _check_round_trip(Dataset.open(runs.dataset), latest)
         == {str(i) for i in range(1, 17)} - _removed_ids()
     )
+
+
+def test_examples_mixing_posts_and_clips_keep_every_clip_patch(tmp_path):
+    runs = Runs(tmp_path)
+    runs.ingest(_posts(range(1, 17)))
+    clips = _commit(str(tmp_path / "clips"), "clips", [_clips(4)])
+    both = (runs.dataset, clips.url)
+    config = {"inputs": both, "dataset": str(tmp_path / "tokens"), "seq_len": 32, "shards": 2}
+    run(TokenizeConfig(**config), in_process())
+    tokens = Dataset.open(str(tmp_path / "tokens"))
+    mixed = [
+        ex
+        for ex in _examples(tokens)
+        if ex["media"] and {s["id"] for s in ex["sources"]} & _removed_ids()
+    ]
+    assert mixed  # guard: some example holds a removed post and clip patches
+    _compliance(runs)
+    run(TokenizeConfig(**config, incremental=True), in_process())
+    tokens = Dataset.open(str(tmp_path / "tokens"))
+    latest = _examples(tokens)
+    pieces = _reassemble(latest)  # checks each example's media against its placeholders
+    expected = _expected_docs(Dataset.open(runs.dataset), clips, load_tokenizer())
+    assert set(pieces) == set(expected)
+    for key, parts in pieces.items():
+        parts.sort(key=lambda p: p[0])
+        assert [t for _, ids, _ in parts for t in ids] == expected[key], key
