@@ -23,6 +23,7 @@ import numpy as np
 from transforms.fleet.ahead import decode_ahead
 from transforms.fleet.camera import Camera, CameraPart
 from transforms.fleet.discover import SessionSpec, open_source
+from transforms.fleet.sei_telemetry import sei_telemetry
 from transforms.fleet.telemetry import SIGNALS, Telemetry, load_telemetry
 from transforms.fleet.video import CameraFile, VideoError
 
@@ -141,9 +142,14 @@ def ingest_session(
                 files.append(cf)
                 for p in cf.problems:  # breaks off: the frames before still count
                     _reject(first, url, f"t={p.at_s:.3f}s", p.reason, str(p))
+                for frame, at_s, message in cf.sei_invalid:  # the frame itself still counts
+                    _reject(first, url, f"frame {frame} (t={at_s:.3f}s)", "sei_invalid", message)
             opened.extend(files)
             if files:
                 cameras.append(Camera(name, files))
+        # SEI is per frame and from the car itself: where a session has it, it wins over a
+        # sidecar (whose unreadable rows are still rejected above).
+        tel = sei_telemetry([(c.name, c.files) for c in cameras]) or tel
         yield first
         if not cameras:
             return

@@ -59,11 +59,16 @@ _SOURCES: dict[str, tuple[tuple[str, float], ...]] = {
 
 @dataclass
 class Telemetry:
-    """Signals on their own time base (µs, UTC), and the rows that could not be read."""
+    """Signals on their own time base (µs, UTC), and the rows that could not be read.
+
+    ``frames``: for telemetry read from Tesla SEI, each instant's decoded ``SeiMetadata``
+    fields (``transforms.fleet.sei``), aligned with ``ts_us``; None for a sidecar.
+    """
 
     ts_us: np.ndarray
     signals: dict[str, np.ndarray]
     bad_rows: list[tuple[int, str]] = field(default_factory=list)
+    frames: list[dict] | None = None
 
     def resample(self, at_us: np.ndarray) -> dict[str, list[float | None]]:
         """Linear interpolation onto ``at_us``; null outside the sidecar's time range."""

@@ -22,6 +22,7 @@ from av.video.reformatter import VideoReformatter
 
 from transforms.fleet.discover import NotARegularFile, open_source
 from transforms.fleet.in_order import InOrderDecoder
+from transforms.fleet.sei import SeiError, decode_metadata, length_size, packet_sei
 from transforms.fleet.timeline import RAW_FORMATS, origin_pts, raw_rate
 from transforms.fleet.video_error import VideoError
 
@@ -70,7 +71,10 @@ class CameraFile:
             (``timeline.raw_rate``).
 
     ``problems`` lists where the file breaks off, is cut short or its clock jumps: each is a
-    reject, and the frames kept still count.
+    reject, and the frames kept still count. ``sei`` holds the Tesla SEI telemetry of the
+    frames kept, ``(frame_ts_us, fields)`` in time order (``transforms.fleet.sei``), read from
+    the packets indexing demuxes anyway; ``sei_invalid`` the SEI messages that could not be
+    read, ``(frame number, seconds from the file's start, message)`` -- their frames count.
     """
 
     def __init__(
@@ -157,6 +161,7 @@ class CameraFile:
         o, tb = self._origin, self._tb
         # Where the file breaks off or its clock jumps: the frames kept still count.
         self.problems: list[VideoError] = []
+        self._sei_setup()
         try:
             if self._raw:
                 self._number_frames(pts)
@@ -174,6 +179,8 @@ class CameraFile:
                         corrupt.append((packet.pts - o) * tb)
                         continue
                     pts.append(packet.pts)
+                    if self._sei_codec is not None:
+                        self._read_sei(packet, packet.pts)
                     if packet.is_keyframe:
                         keys.append(packet.pts)
                         if self._key_dts is not None and packet.dts is not None:
@@ -217,6 +224,7 @@ class CameraFile:
         self.keyframes = self._seek_points(keys, kept, hidden_keys)
         # Time 0 of the file (``origin_pts``) is its wall-clock start.
         self.frame_ts_us = self.start_us + np.round((self.pts - o) * tb * 1e6).astype(np.int64)
+        self._sei_on_timeline()
         gaps = np.diff(self.pts)
         step = np.median(gaps) if len(gaps) else 0
         # Frames missing from the stream: a gap of more than 1.5 frame durations.
@@ -247,7 +255,47 @@ class CameraFile:
         frame is as cheap to reach as any other."""
         for packet in self._container.demux(self._stream):
             if packet.size:
+                if self._sei_codec is not None:
+                    self._read_sei(packet, len(numbers))
                 numbers.append(len(numbers))
+
+    def _sei_setup(self) -> None:
+        codec = self._stream.codec_context.name
+        self._sei_codec = codec if codec in ("h264", "hevc") else None
+        hevc = codec == "hevc"
+        self._sei_size = (
+            length_size(self._stream.codec_context.extradata, hevc) if not self._raw else 0
+        )
+        self._sei_raw: dict[int, dict] = {}  # pts -> fields
+        self._sei_bad: dict[int, str] = {}  # pts -> message
+
+    def _read_sei(self, packet: av.Packet, pts: int) -> None:
+        """The Tesla SEI of one demuxed packet (a frame), if any: header bytes only."""
+        try:
+            for message in packet_sei(packet, self._sei_size, self._sei_codec == "hevc"):
+                self._sei_raw[pts] = decode_metadata(message)
+        except SeiError as exc:
+            self._sei_bad[pts] = str(exc)
+
+    def _sei_on_timeline(self) -> None:
+        """SEI of the frames kept, at their wall-clock times; bad SEI with frame and time."""
+        self.sei: list[tuple[int, dict]] = []
+        if self._raw and all("frame_seq_no" in m for m in self._sei_raw.values()):
+            # A raw stream's packets are numbered in decoding order, its frames in display
+            # order (B-frames): the messages go to the frames in the order the car counted them.
+            numbers = sorted(self._sei_raw)
+            by_seq = sorted(self._sei_raw.values(), key=lambda m: m["frame_seq_no"])
+            self._sei_raw = dict(zip(numbers, by_seq, strict=True))
+        if self._sei_raw:
+            at = np.searchsorted(self.pts, np.array(sorted(self._sei_raw), dtype=np.int64))
+            for p, i in zip(sorted(self._sei_raw), at.tolist(), strict=True):
+                if i < len(self.pts) and self.pts[i] == p:
+                    self.sei.append((int(self.frame_ts_us[i]), self._sei_raw[p]))
+        self.sei_invalid: list[tuple[int, float, str]] = []
+        for p in sorted(self._sei_bad):
+            frame = int(np.searchsorted(self.pts, p))
+            self.sei_invalid.append((frame, float((p - self._origin) * self._tb), self._sei_bad[p]))
+        del self._sei_raw, self._sei_bad
 
     def _seek_points(self, keys: list[int], kept: set[int], hidden_keys: list[int]) -> list[int]:
         """The keyframes decoding may start at: those of the frames kept, and those an edit

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from fractions import Fraction
 
 import av
 import numpy as np
+
+from transforms.samples.sei import encode_metadata, tesla_sei_nal, with_sei
 
 __all__ = ["encode_mp4", "rgb_to_yuv420p"]
 
@@ -42,6 +44,9 @@ def encode_mp4(
     fps: float,
     gop_s: float = 1.0,
     creation_time: str | None = None,
+    sei: Mapping[int, Mapping[str, int | float | bool] | bytes] | None = None,
+    codec: str = "libx264",
+    container_format: str = "mp4",
 ) -> int:
     """Encode ``(pts_ms, rgb)`` frames to an H.264 MP4 at ``path``; returns the frame count.
 
@@ -49,31 +54,55 @@ def encode_mp4(
     is how the cameras of one session start a few hundred milliseconds apart. ``gop_s`` sets the
     keyframe interval; B-frames are on, as in real dashcam streams. One encoder thread keeps the
     bytes identical from run to run.
+
+    ``sei``: Tesla SEI telemetry per frame, by ``pts_ms`` (``SeiMetadata`` fields), written
+    before each such frame's slices as a Tesla car does (bytes: a message as it is, to make
+    broken ones). ``codec``: ``libx264`` or ``libx265`` (HEVC); ``container_format``: ``mp4``,
+    ``matroska`` (length-prefixed NAL units), ``mpegts``, ``h264``/``hevc`` (Annex-B).
     """
+    hevc = codec == "libx265"
     count = 0
-    with av.open(path, "w", format="mp4") as container:
+    with av.open(path, "w", format=container_format) as container:
         if creation_time:
             container.metadata["creation_time"] = creation_time
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.time_base = _TIME_BASE
         ctx = stream.codec_context
         ctx.time_base = _TIME_BASE
         ctx.gop_size = max(1, round(gop_s * fps))
         ctx.thread_count = 1
-        ctx.options = {
-            "preset": "veryfast",
-            "crf": "23",
-            "bf": "2",
-            "sc_threshold": "0",
-            "threads": "1",
-        }
+        ctx.options = (
+            {"preset": "veryfast", "crf": "23", "bf": "2", "sc_threshold": "0", "threads": "1"}
+            if not hevc
+            else {
+                "preset": "veryfast",
+                "crf": "28",
+                "x265-params": "pools=1:frame-threads=1:log-level=error",
+            }
+        )
+
+        def mux(packets):
+            for packet in packets:
+                fields = sei.get(packet.pts) if sei else None
+                if fields is not None:
+                    message = fields if isinstance(fields, bytes) else encode_metadata(fields)
+                    packet = _with_sei(packet, tesla_sei_nal(message, hevc=hevc), hevc)
+                container.mux(packet)
+
         for pts_ms, rgb in frames:
             frame = av.VideoFrame.from_ndarray(rgb_to_yuv420p(rgb), format="yuv420p")
             frame.pts, frame.time_base = pts_ms, _TIME_BASE
-            for packet in stream.encode(frame):
-                container.mux(packet)
+            mux(stream.encode(frame))
             count += 1
-        for packet in stream.encode():
-            container.mux(packet)
+        mux(stream.encode())
     return count
+
+
+def _with_sei(packet: av.Packet, nal: bytes, hevc: bool) -> av.Packet:
+    """A copy of the encoder's (Annex-B) ``packet`` with the SEI unit before its slices."""
+    out = av.Packet(with_sei(bytes(packet), nal, hevc=hevc))
+    out.pts, out.dts, out.time_base = packet.pts, packet.dts, packet.time_base
+    out.is_keyframe = packet.is_keyframe
+    out.stream = packet.stream
+    return out
