@@ -86,6 +86,21 @@ TELEMETRY = pa.struct(
     ]
 )
 
+# What Tesla SEI adds to ``telemetry``, on its ``ts_us`` (``transforms.fleet.telemetry_ext``):
+# a column of its own, since changing ``telemetry``'s struct type would make every clips
+# dataset written before it unreadable (``schemas.evolution`` refuses a changed type).
+TELEMETRY_EXT = pa.struct(
+    [
+        ("accel_pedal", pa.list_(pa.float64())),
+        ("brake", pa.list_(pa.bool_())),
+        ("blinker_left", pa.list_(pa.bool_())),
+        ("blinker_right", pa.list_(pa.bool_())),
+        ("autopilot", pa.list_(pa.string())),
+        ("gear", pa.list_(pa.string())),
+        ("lateral_accel_mps2", pa.list_(pa.float64())),
+    ]
+)
+
 EVENT = pa.struct(
     [("reason", pa.string()), ("city", pa.string()), ("lat", pa.float64()), ("lon", pa.float64())]
 )
@@ -111,6 +126,7 @@ CLIPS_SCHEMA = pa.schema(
         ("telemetry", TELEMETRY),
         ("event", EVENT),
         ("quality", QUALITY),
+        ("telemetry_ext", TELEMETRY_EXT),
     ]
 )
 
@@ -193,6 +209,8 @@ CLIPS = KindSpec(
     sort_by=("start_time", "clip_id"),
     row_group_rows=32,
     row_group_bytes=128 * _MiB,
+    # Tesla SEI telemetry (issue 19): clips datasets written before it still open.
+    added_columns=("telemetry_ext",),
 )
 TOKENS = KindSpec(
     "tokens",

@@ -7,12 +7,18 @@ import struct
 from datetime import datetime, timezone
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from videogen import mp4_box
 
+from schemas.evolution import check_evolution
+from schemas.kinds import CLIPS
+from schemas.validate import conform_table
 from transforms.fleet.discover import SessionSpec
-from transforms.fleet.sei import SeiError, decode_metadata, packet_sei
+from transforms.fleet.sei import AUTOPILOT, SeiError, decode_metadata, packet_sei
 from transforms.fleet.session import FleetOptions, ingest_session
+from transforms.fleet.telemetry import Telemetry
+from transforms.fleet.telemetry_ext import resample_ext
 from transforms.fleet.video import CameraFile
 from transforms.samples.sei import encode_metadata, tesla_sei_nal, with_sei
 from transforms.samples.video import encode_mp4
@@ -217,3 +223,38 @@ def test_corrupt_sei_is_a_reject_with_file_and_frame_and_loses_no_frame(tmp_path
     assert sum(len(c["frames"]) for c in front) == 4  # every sample, the broken frame's too
     speeds = [s for row in rows for s in row["telemetry"]["speed_mps"]]
     assert None not in speeds  # the frames around it carry the telemetry on
+
+
+def test_telemetry_ext_states_hold_numbers_interpolate():
+    frames = [_fields(i) for i in range(4)]
+    tel = Telemetry(np.array([0, 100, 200, 300]) + T0_US, {}, [], frames=frames)
+    at = np.array([-1, 0, 50, 100, 299, 300, 301]) + T0_US
+    ext = resample_ext(tel, at)
+    assert ext["gear"] == [None, "drive", "drive", "drive", "drive", "drive", None]
+    # autopilot_state i % 4: none, self_driving, autosteer, tacc -- the frame at or before.
+    assert ext["autopilot"] == [None, "none", "none", "self_driving", "autosteer", "tacc", None]
+    assert ext["blinker_left"] == [None, True, True, False, False, True, None]
+    assert ext["brake"] == [None, False, False, False, False, False, None]
+    assert ext["accel_pedal"][2] == pytest.approx(0.05, abs=1e-6)  # halfway 0 -> 0.1
+    assert ext["lateral_accel_mps2"][1:6] == [0.25] * 5
+    assert ext["accel_pedal"][0] is None and ext["accel_pedal"][-1] is None
+    assert resample_ext(Telemetry(tel.ts_us, {}, []), at) is None  # a sidecar: none
+
+
+def test_clips_get_telemetry_ext_and_old_datasets_still_open(tmp_path):
+    rows, _ = _session(tmp_path, None)
+    for row in rows:
+        ext = row["telemetry_ext"]
+        for k, t in enumerate(row["telemetry"]["ts_us"]):
+            i = (t - T0_US) // 100_000
+            assert ext["gear"][k] == "drive"
+            assert ext["autopilot"][k] == AUTOPILOT[i % 4]
+            assert ext["blinker_right"][k] == (i % 5 == 0)
+            assert ext["brake"][k] == (i > 15)
+            assert ext["accel_pedal"][k] == pytest.approx(float(np.float32(0.1 * (i % 7))))
+    table = conform_table(pa.Table.from_pylist(rows, schema=CLIPS.schema), CLIPS)
+    assert table.column("telemetry_ext").null_count == 0
+    old = pa.schema([f for f in CLIPS.schema if f.name != "telemetry_ext"])
+    assert check_evolution(old, CLIPS) == ("telemetry_ext",)
+    bare, _ = _session(tmp_path / "bare", {})
+    assert {r["telemetry_ext"] is None for r in bare} == {True}

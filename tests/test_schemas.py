@@ -69,6 +69,7 @@ def test_column_names_are_the_contract():
         "telemetry",
         "event",
         "quality",
+        "telemetry_ext",
     ]
     assert TOKENS.schema.names == ["example_id", "input_ids", "doc_lens", "sources", "media"]
     assert POSTS.schema.field("created_at").type == pa.timestamp("ms", tz="UTC")

@@ -25,6 +25,7 @@ from transforms.fleet.camera import Camera, CameraPart
 from transforms.fleet.discover import SessionSpec, open_source
 from transforms.fleet.sei_telemetry import sei_telemetry
 from transforms.fleet.telemetry import SIGNALS, Telemetry, load_telemetry
+from transforms.fleet.telemetry_ext import resample_ext
 from transforms.fleet.video import CameraFile, VideoError
 
 __all__ = ["FleetOptions", "WindowPiece", "clip_id", "ingest_session"]
@@ -230,6 +231,7 @@ def _pieces(spec, held, cut, parts, *, t0, window_us, skip_clip_ids, event, tel)
         else:
             row["event"] = event
             row["telemetry"] = _resampled(tel, samples)
+            row["telemetry_ext"] = resample_ext(tel, samples)
             piece.row = row
         yield piece
 
