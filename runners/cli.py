@@ -412,7 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--langs",
         default="",
         metavar="L1,L2",
-        help="keep only these languages (e.g. en,ja; default: all)",
+        help="keep only these languages, X's codes (e.g. en,ja; a post without lang by its "
+        "detected language; default: all)",
     )
     posts_in.add_argument(
         "--min-chars",

@@ -35,6 +35,9 @@ POSTS_SCHEMA = pa.schema(
         ("author_username", pa.string()),
         ("text", pa.string()),
         ("lang", pa.string()),
+        # Where ``lang`` came from: "source" (X's own label) or "detected" (the source had none;
+        # ``transforms.posts.lang_id``). Null in files written before it.
+        ("lang_source", pa.string()),
         ("conversation_id", pa.string()),
         ("reply_to_post_id", pa.string()),
         ("quoted_post_id", pa.string()),
@@ -197,8 +200,9 @@ POSTS = KindSpec(
     sort_by=("created_at", "post_id"),
     row_group_rows=1_000_000,
     row_group_bytes=64 * _MiB,
-    # Compliance columns (issue 14): posts datasets written before them still open.
-    added_columns=("withheld_in_countries", "geo"),
+    # Compliance columns (issue 14) and lang_source (issue 16): posts datasets written before
+    # them still open.
+    added_columns=("withheld_in_countries", "geo", "lang_source"),
 )
 # Clip rows carry JPEG frames (hundreds of KiB each), so a row group holds a few dozen windows.
 CLIPS = KindSpec(

@@ -128,6 +128,7 @@ def test_hand_checked_posts_have_exactly_the_expected_columns(tmp_path):
         "possibly_sensitive": None,
         "withheld_in_countries": None,  # no post of the file is withheld or geotagged
         "geo": None,
+        "lang_source": "source",  # every post of the file has X's lang
         "source_uri": str(HAND),
         "text_hash": rows["101"]["text_hash"],
     }

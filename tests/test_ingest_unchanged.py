@@ -87,6 +87,10 @@ def _relative(rows: list[dict], root: Path) -> list[dict]:
 # ``rows_sha256`` digests every other column, so its recorded values prove those did not change;
 # ``new_columns_sha256`` digests these.
 NEW_COLUMNS = ["withheld_in_countries", "geo"]
+# Language ID (issue 16) fills ``lang`` where the source has none and says so in
+# ``lang_source``: ``rows_sha256`` digests those rows with their source's null ``lang`` (so its
+# recorded values prove nothing else changed) and ``lang_sha256`` digests both columns.
+LANG_COLUMNS = ["lang", "lang_source"]
 
 
 def _rows(table: pa.Table) -> list[dict]:
@@ -97,11 +101,15 @@ def _rows(table: pa.Table) -> list[dict]:
     )
     if "dt" in table.column_names:
         table = table.drop_columns(["dt"])
-    return table.drop_columns(NEW_COLUMNS).to_pylist()
+    rows = table.drop_columns(NEW_COLUMNS).to_pylist()
+    for row in rows:
+        if row.pop("lang_source") == "detected":
+            row["lang"] = None
+    return rows
 
 
-def _new_columns(table: pa.Table) -> list[dict]:
-    rows = table.select(["post_id", *NEW_COLUMNS]).to_pylist()
+def _new_columns(table: pa.Table, columns: list[str] = NEW_COLUMNS) -> list[dict]:
+    rows = table.select(["post_id", *columns]).to_pylist()
     return sorted(rows, key=lambda r: orjson.dumps(r, option=orjson.OPT_SORT_KEYS))
 
 
@@ -134,6 +142,7 @@ def digest(sources: list[Path], dataset: Path, options: dict) -> list[dict]:
                 "rows": len(rows),
                 "rows_sha256": _sha(rows),
                 "new_columns_sha256": _sha(_new_columns(table)),
+                "lang_sha256": _sha(_new_columns(table, LANG_COLUMNS)),
                 "rejects": len(rejects),
                 "rejects_sha256": _sha(rejects),
             }

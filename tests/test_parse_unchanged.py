@@ -138,6 +138,10 @@ def _sha(items) -> str:
 # ``posts`` digests every other column, so its recorded values prove those did not change;
 # ``posts_new_columns`` digests these.
 NEW_COLUMNS = ["withheld_in_countries", "geo"]
+# Language ID (issue 16) fills ``lang`` where the source has none and says so in
+# ``lang_source``: ``posts`` digests those rows with their source's null ``lang`` (so its
+# recorded values prove nothing else changed) and ``posts_lang_source`` digests both columns.
+LANG_COLUMNS = ["lang", "lang_source"]
 
 
 def _posts_rows(table: pa.Table):
@@ -145,11 +149,18 @@ def _posts_rows(table: pa.Table):
     i = table.schema.get_field_index("created_at")
     # Timestamps as their stored integers: what is written, not a datetime's rendering of it.
     table = table.set_column(i, "created_at", table["created_at"].cast(pa.int64()))
-    yield from table.drop_columns(NEW_COLUMNS).to_pylist()
+    for row in table.drop_columns(NEW_COLUMNS).to_pylist():
+        if row.pop("lang_source") == "detected":
+            row["lang"] = None
+        yield row
 
 
 def _new_columns(table: pa.Table):
     yield from table.select(["post_id", *NEW_COLUMNS]).to_pylist()
+
+
+def _lang_columns(table: pa.Table):
+    yield from table.select(["post_id", *LANG_COLUMNS]).to_pylist()
 
 
 def _reject(r: dict) -> dict:
@@ -173,6 +184,7 @@ def digest(data: bytes, options: ParseOptions, kwargs: dict) -> dict:
         ),
         "posts": _sha(row for c in chunks for row in _posts_rows(c.posts)),
         "posts_new_columns": _sha(row for c in chunks for row in _new_columns(c.posts)),
+        "posts_lang_source": _sha(row for c in chunks for row in _lang_columns(c.posts)),
         "rejects": _sha(_reject(r) for c in chunks for r in c.rejects),
         "deletes": _sha(c.deletes for c in chunks),
         "chunk_tallies": _sha(dict(c.tally) for c in chunks),

@@ -26,6 +26,7 @@ from typing import Annotated
 import msgspec
 
 from transforms.posts.errors import RecordError
+from transforms.posts.lang_id import SOURCE
 from transforms.posts.text import clean_text, dedup_hash, extract_entities
 from transforms.posts.timestamps import created_at_ms
 
@@ -229,6 +230,7 @@ def _row(t: _Tweet, source_uri: str, line: int) -> dict:
         "author_username": username,
         "text": text,
         "lang": t.lang,
+        "lang_source": SOURCE,  # as in parse.map_tweet
         "conversation_id": t.conversation_id,
         **refs,
         "hashtags": later,

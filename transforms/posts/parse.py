@@ -29,6 +29,7 @@ from schemas import MAX_PAYLOAD_BYTES
 from transforms.posts.compliance import Event, event_name, stream_event, user_batch_event
 from transforms.posts.errors import RecordError
 from transforms.posts.flat_tweet import finish_row, flat_tweet_rows
+from transforms.posts.lang_id import DETECTED, SOURCE, detect_lang
 from transforms.posts.repeats import SeenPosts
 from transforms.posts.text import clean_text, dedup_hash, extract_entities, scrub_pii
 from transforms.posts.timestamps import created_at_ms
@@ -309,6 +310,11 @@ def _add(chunk: Chunk, row: dict, options: ParseOptions) -> bool:
             chunk.counts["info:pii_scrubbed_posts"] += 1
             chunk.counts["info:pii_replaced"] += replaced
             row["text_hash"] = dedup_hash(row["text"])
+    if row["lang"] is None:
+        # Before the filters, so --langs sees the detected language. Rare in X data: posts
+        # without a lang come from plain exports and hand-made files.
+        row["lang"] = detect_lang(row["text"])
+        row["lang_source"] = DETECTED
     if options.langs and row["lang"] not in options.langs:
         chunk.counts["skipped:filter_lang"] += 1
     elif len(row["text"]) < options.min_chars:
@@ -372,6 +378,8 @@ def map_tweet(t: dict, users: dict, media: dict, source_uri: str, line: int) -> 
         "author_username": _str(username, "author.username"),
         "text": text,
         "lang": _str(t.get("lang"), "lang"),
+        # What _add makes "detected" (with a detected lang) when the source has no lang.
+        "lang_source": SOURCE,
         "conversation_id": _id(t, "conversation_id"),
         **refs,
         **_entities(t, text),

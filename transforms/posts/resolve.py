@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from transforms.posts.lang_id import DETECTED
 from transforms.posts.rows import edit_roots
 
 __all__ = [
@@ -53,21 +54,25 @@ def resolution_keys(posts: pa.Table) -> pa.Table:
     """The columns of ``posts`` that resolving needs, plus ``score``: how complete each row is.
 
     Of two copies of one post (a page and a plain export), the one that says more is kept:
-    ``score`` counts a row's non-null columns plus its media items.
+    ``score`` counts a row's non-null columns plus its media items; a detected ``lang`` does
+    not count (the source did not say it: a copy with X's own ``lang`` says more).
     """
     score = None
     for column in posts.columns:
         valid = pc.cast(pc.is_valid(column), pa.int64())
         score = valid if score is None else pc.add(score, valid)
     media = pc.fill_null(pc.list_value_length(posts.column("media")), 0)
+    detected = pc.fill_null(pc.equal(posts.column("lang_source"), DETECTED), False)
+    score = pc.subtract(pc.add(score, pc.cast(media, pa.int64())), pc.cast(detected, pa.int64()))
     keys = posts.select(RESOLVE_KEY_COLUMNS)
-    return keys.append_column("score", pc.add(score, pc.cast(media, pa.int64())))
+    return keys.append_column("score", score)
 
 
 def row_score(row: dict) -> int:
     """``score`` (see ``resolution_keys``) of one row as ``parse.map_tweet`` makes it: its
-    non-null columns plus its media items."""
-    return len(row) - [*row.values()].count(None) + len(row["media"] or ())
+    non-null columns plus its media items, less one for a detected ``lang``."""
+    score = len(row) - [*row.values()].count(None) + len(row["media"] or ())
+    return score - 1 if row["lang_source"] == DETECTED else score
 
 
 def resolve_bucket(
