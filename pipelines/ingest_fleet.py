@@ -19,6 +19,7 @@ from schemas import SourceEntry
 from schemas.errors import UserError
 from transforms.fleet.discover import SessionSpec, discover_sessions
 from transforms.fleet.session import FleetOptions
+from transforms.fleet.tags import TagThresholds
 
 __all__ = ["FleetPlan", "IngestFleetConfig", "build", "plan", "run"]
 
@@ -34,6 +35,8 @@ class IngestFleetConfig:
         dataset: the clips dataset to append to (created if absent).
         layout: ``auto`` (both), ``teslacam`` or ``generic``.
         window_s / fps / size / jpeg_quality / keyframes_only / raw_fps: see ``FleetOptions``.
+        tag_thresholds: ``NAME=VALUE`` settings of the clips' tag thresholds
+            (``transforms.fleet.tags.TagThresholds``; e.g. ``("hard_brake=-5",)``).
         incremental: skip sessions whose files a committed version already consumed.
         max_reject_rate: fail, committing nothing, above this fraction of rejected records.
         storage_options: fsspec options for source and dataset (never stored).
@@ -48,6 +51,7 @@ class IngestFleetConfig:
     jpeg_quality: int = 90
     keyframes_only: bool = False
     raw_fps: float | None = None
+    tag_thresholds: tuple[str, ...] = ()
     incremental: bool = False
     max_reject_rate: float = 0.01
     target_file_bytes: int = 256 << 20
@@ -69,6 +73,10 @@ class IngestFleetConfig:
             raise UserError(f"--raw-fps {self.raw_fps}: expected more than 0, at most 1000")
         if not 0 <= self.max_reject_rate <= 1:
             raise UserError(f"--max-reject-rate {self.max_reject_rate}: expected 0 to 1")
+        try:
+            TagThresholds.parse(self.tag_thresholds)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
 
     def options(self) -> FleetOptions:
         return FleetOptions(
@@ -78,6 +86,7 @@ class IngestFleetConfig:
             self.jpeg_quality,
             self.keyframes_only,
             self.raw_fps,
+            TagThresholds.parse(self.tag_thresholds),
         )
 
     def manifest_config(self) -> dict[str, Any]:

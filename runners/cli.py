@@ -506,6 +506,15 @@ def build_parser() -> argparse.ArgumentParser:
         "each declares in its SPS/VPS timing info; a file declaring none is rejected)",
     )
     fleet_in.add_argument(
+        "--tag-threshold",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a threshold of the clips' tags, repeatable: hard_brake (m/s², default -4), "
+        "hard_brake_s (0.3), lane_change (steering degrees, 5), stop_from (m/s, 3), "
+        "stop_below (m/s, 0.5)",
+    )
+    fleet_in.add_argument(
         "--incremental",
         action="store_true",
         help="skip sessions whose files a committed version already consumed",

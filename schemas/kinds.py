@@ -130,6 +130,8 @@ CLIPS_SCHEMA = pa.schema(
         ("event", EVENT),
         ("quality", QUALITY),
         ("telemetry_ext", TELEMETRY_EXT),
+        # Moments a data engine mines by (transforms.fleet.tags): hard_brake, stop, ...
+        ("tags", pa.list_(pa.string())),
     ]
 )
 
@@ -214,7 +216,7 @@ CLIPS = KindSpec(
     row_group_rows=32,
     row_group_bytes=128 * _MiB,
     # Tesla SEI telemetry (issue 19): clips datasets written before it still open.
-    added_columns=("telemetry_ext",),
+    added_columns=("telemetry_ext", "tags"),
 )
 TOKENS = KindSpec(
     "tokens",

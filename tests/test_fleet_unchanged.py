@@ -90,7 +90,7 @@ _RUNS = {
 # Columns added since the digests were first recorded (issue 19: Tesla SEI): ``rows_sha256``
 # digests every other column, so its recorded values prove those did not change;
 # ``new_columns_sha256`` digests these, by clip id.
-NEW_COLUMNS = ["telemetry_ext"]
+NEW_COLUMNS = ["telemetry_ext", "tags"]
 
 
 def _sha(values) -> str:

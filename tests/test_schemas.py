@@ -71,6 +71,7 @@ def test_column_names_are_the_contract():
         "event",
         "quality",
         "telemetry_ext",
+        "tags",
     ]
     assert TOKENS.schema.names == ["example_id", "input_ids", "doc_lens", "sources", "media"]
     assert POSTS.schema.field("created_at").type == pa.timestamp("ms", tz="UTC")

@@ -38,6 +38,7 @@ def _fleet_config(args, storage_options):
         jpeg_quality=args.jpeg_quality,
         keyframes_only=args.keyframes_only,
         raw_fps=args.raw_fps,
+        tag_thresholds=tuple(args.tag_threshold),
         incremental=args.incremental,
         max_reject_rate=args.max_reject_rate,
         target_file_bytes=parse_size(args.target_file_size, "--target-file-size"),

@@ -24,6 +24,7 @@ from transforms.fleet.ahead import decode_ahead
 from transforms.fleet.camera import Camera, CameraPart
 from transforms.fleet.discover import SessionSpec, open_source
 from transforms.fleet.sei_telemetry import sei_telemetry
+from transforms.fleet.tags import TagThresholds, tag_moments, window_tags
 from transforms.fleet.telemetry import SIGNALS, Telemetry, load_telemetry
 from transforms.fleet.telemetry_ext import resample_ext
 from transforms.fleet.video import CameraFile, VideoError
@@ -43,6 +44,7 @@ class FleetOptions:
         keyframes_only: take the nearest keyframe instead of the nearest frame (cheapest).
         raw_fps: frame rate of raw H.264/HEVC streams (they carry no times); None: the rate
             each declares, and a stream declaring none is rejected ``no_frame_rate``.
+        tags: the thresholds of the clips' ``tags`` (``transforms.fleet.tags``).
     """
 
     window_s: float = 10.0
@@ -51,6 +53,7 @@ class FleetOptions:
     jpeg_quality: int = 90
     keyframes_only: bool = False
     raw_fps: float | None = None
+    tags: TagThresholds = field(default_factory=TagThresholds)
 
 
 @dataclass
@@ -182,6 +185,7 @@ def ingest_session(
                 skip_clip_ids=skip_clip_ids,
                 event=event,
                 tel=tel,
+                moments=tag_moments(tel, options.tags),
             )
         finally:
             parts.close()  # the threads stop before the files close
@@ -195,7 +199,7 @@ def _resampled(tel: Telemetry | None, samples: np.ndarray) -> dict:
     return {"ts_us": samples.tolist(), **values}
 
 
-def _pieces(spec, held, cut, parts, *, t0, window_us, skip_clip_ids, event, tel):
+def _pieces(spec, held, cut, parts, *, t0, window_us, skip_clip_ids, event, tel, moments):
     """The pieces of the windows ``held`` (and of the runs without any between them), in
     order; ``parts`` gives the cameras' parts of each window of ``cut``, in order."""
     cut_at = iter(cut)
@@ -232,6 +236,7 @@ def _pieces(spec, held, cut, parts, *, t0, window_us, skip_clip_ids, event, tel)
             row["event"] = event
             row["telemetry"] = _resampled(tel, samples)
             row["telemetry_ext"] = resample_ext(tel, samples)
+            row["tags"] = window_tags(moments, ws, we, (event or {}).get("reason"))
             piece.row = row
         yield piece
 
