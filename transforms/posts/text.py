@@ -9,6 +9,8 @@ import unicodedata
 
 import regex
 
+from transforms.posts.entities import Entities, extract_entities
+
 __all__ = ["Entities", "clean_text", "dedup_hash", "extract_entities", "scrub_pii"]
 
 # The X API escapes exactly these three; unescaping only them leaves a literal "&copy;" alone.
@@ -18,14 +20,7 @@ _ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"))
 _CONTROL = regex.compile(r"[^\P{Cc}\t\n]")
 _URL = regex.compile(r"https?://[^\s<>\"'\u3000]+", regex.IGNORECASE)
 _EMAIL = regex.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-# Hashtags: letters, marks (Devanagari vowel signs...), digits, underscore; not all digits.
-_HASHTAG = regex.compile(
-    r"(?<![\p{L}\p{M}\p{N}_&/#])[#＃]([\p{L}\p{M}\p{N}_]*[\p{L}\p{M}_][\p{L}\p{M}\p{N}_]*)"
-)
-_MENTION = regex.compile(r"(?<![\w@＠])[@＠]([A-Za-z0-9_]{1,15})(?![\w@])")
-_CASHTAG = regex.compile(r"(?<![\w$])\$([A-Za-z]{1,6}(?:[._][A-Za-z]{1,2})?)(?![\w$])")
 _PHONE = regex.compile(r"(?<![\w+])\+?\d(?:[\d\s().-]{6,}\d)(?![\w])")
-_TRAILING = ".,;:!?)]}'\"…"
 _REPOST = regex.compile(r"^RT @\w{1,15}: ")
 _SPACE = regex.compile(r"\s+")
 
@@ -42,36 +37,6 @@ def clean_text(text: str) -> str:
     if not text.isprintable():
         text = _CONTROL.sub("", text)
     return text
-
-
-class Entities:
-    """Hashtags, mentions, cashtags and URLs found in a text, each in order of appearance."""
-
-    __slots__ = ("cashtags", "hashtags", "mentions", "urls")
-
-    def __init__(self, hashtags, mentions, cashtags, urls):
-        self.hashtags, self.mentions, self.cashtags, self.urls = hashtags, mentions, cashtags, urls
-
-
-def _mask(text: str, pattern) -> str:
-    # Same length, so offsets still line up; masked spans can no longer match anything.
-    return pattern.sub(lambda m: " " * len(m.group(0)), text)
-
-
-def extract_entities(text: str) -> Entities:
-    """Entities of a cleaned text, for posts that come without ``entities``.
-
-    Nothing is found inside URLs or e-mail addresses (``jane@example.com`` mentions nobody,
-    ``https://x.com/#frag`` has no hashtag).
-    """
-    urls = [m.group(0).rstrip(_TRAILING) for m in _URL.finditer(text)]
-    rest = _mask(_mask(text, _URL), _EMAIL)
-    return Entities(
-        hashtags=[m.group(1) for m in _HASHTAG.finditer(rest)],
-        mentions=[m.group(1) for m in _MENTION.finditer(rest)],
-        cashtags=[m.group(1) for m in _CASHTAG.finditer(rest)],
-        urls=urls,
-    )
 
 
 @functools.lru_cache(maxsize=1 << 16)  # reposts share their post's text, as for dedup_hash
