@@ -571,7 +571,7 @@ _START = operator.itemgetter(0)
 # Reposts share their post's text (and a popular post is reposted many times over): a bounded
 # cache of recent texts' entities, as for dedup_hash and scrub_pii. Tuples, so that no caller
 # can change what the next one gets.
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=1 << 13)
 def _entities_of(text: str) -> tuple[tuple, tuple, tuple, tuple]:
     found: list = []
     wide = not text.isascii()  # only then can there be a full-width ＠ or ＃
