@@ -3,7 +3,8 @@
 Three commands, each a new ``shardsmith`` process timed from start to exit (DESIGN.md §7 target:
 <= 2 s each):
 
-* ``ingest posts`` of a one-line JSONL source;
+* ``ingest posts`` of a one-line JSONL source (a post with ``lang``, as X sends every post: one
+  without loads the language-ID model first, ~0.5 s once per worker process);
 * ``ingest fleet`` of one generic-layout session: one camera, 2 s of 64x64 H.264 at 10 fps,
   one 2 s window sampled at 1 fps;
 * ``tokenize`` of the one-post dataset the first command made.
@@ -51,6 +52,7 @@ def make_inputs(root: Path) -> dict[str, Path]:
         "text": "one post, end to end",
         "created_at": "2026-11-01T12:00:00.000Z",
         "author_id": "7",
+        "lang": "en",
     }
     posts = root / "one.jsonl"
     posts.write_text(json.dumps(post) + "\n", encoding="utf-8")
