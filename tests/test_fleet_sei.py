@@ -14,12 +14,13 @@ from videogen import mp4_box
 from schemas.evolution import check_evolution
 from schemas.kinds import CLIPS
 from schemas.validate import conform_table
-from transforms.fleet.discover import SessionSpec
+from transforms.fleet.discover import SessionSpec, discover_sessions
 from transforms.fleet.sei import AUTOPILOT, SeiError, decode_metadata, packet_sei
 from transforms.fleet.session import FleetOptions, ingest_session
 from transforms.fleet.telemetry import Telemetry
 from transforms.fleet.telemetry_ext import resample_ext
 from transforms.fleet.video import CameraFile
+from transforms.samples import FleetSampleConfig, generate_fleet_sample
 from transforms.samples.sei import encode_metadata, tesla_sei_nal, with_sei
 from transforms.samples.video import encode_mp4
 
@@ -258,3 +259,37 @@ def test_clips_get_telemetry_ext_and_old_datasets_still_open(tmp_path):
     assert check_evolution(old, CLIPS) == ("telemetry_ext",)
     bare, _ = _session(tmp_path / "bare", {})
     assert {r["telemetry_ext"] is None for r in bare} == {True}
+
+
+def test_the_sample_writes_teslacam_sessions_with_sei(tmp_path):
+    cfg = FleetSampleConfig(events=3, duration_s=3.0, cameras=2, layout="teslacam", seed=4)
+    truth = generate_fleet_sample(str(tmp_path), cfg)
+    for session in truth["sessions"]:
+        t0 = datetime.fromisoformat(session["start_utc"].replace("Z", "+00:00"))
+        t0_us = int(t0.timestamp() * 1e6)
+        for cam in session["cameras"]:
+            cf = CameraFile(str(tmp_path / cam["file"]), {}, 0)
+            try:
+                if session["folder"] == "SentryClips":  # a parked car: no SEI
+                    assert cf.sei == [] and session["sei"] is None
+                    continue
+                assert len(cf.sei) == len(cf.pts) == cam["frames"]
+                for ts, m in cf.sei:  # the car counts frames from the session's start
+                    seq = m.get("frame_seq_no", 0)  # proto3: 0 is left out
+                    assert seq == round((ts - t0_us) / 1e6 * cfg.fps)
+                    on = (ts - t0_us) / 1e6 < session["sei"]["disengage_s"]
+                    assert m.get("autopilot_state", 0) == (2 if on else 0)
+            finally:
+                cf.close()
+    spec = next(
+        s for s in discover_sessions(str(tmp_path), layout="teslacam") if "Saved" in s.files[0]
+    )
+    session = next(s for s in truth["sessions"] if s["folder"] == "SavedClips")
+    rows = [p.row for p in ingest_session(spec, FleetOptions(window_s=1.0), {}) if p.row]
+    t0_us = int(
+        datetime.fromisoformat(session["start_utc"].replace("Z", "+00:00")).timestamp() * 1e6
+    )
+    off = [r["start_time"] for r in rows if "autopilot_disengage" in r["tags"]]
+    assert len(off) == 1 and off[0] == t0_us + int(session["sei"]["disengage_s"]) * 1_000_000
+    assert all(f"event:{session['event']['reason']}" in r["tags"] for r in rows)
+    assert all(r["telemetry"]["speed_mps"][0] is not None for r in rows)

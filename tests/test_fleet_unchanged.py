@@ -60,9 +60,19 @@ def _codecs(d: Path) -> None:
 
 def _inputs(tmp: Path) -> dict[str, Path]:
     samples = {
+        # Recorded before the sample wrote Tesla SEI: the same inputs, without it.
         "layouts": FleetSampleConfig(
-            vehicles=2, sessions=2, events=2, segments=2, duration_s=5.0, broken=True, seed=7
+            vehicles=2,
+            sessions=2,
+            events=2,
+            segments=2,
+            duration_s=5.0,
+            broken=True,
+            sei=False,
+            seed=7,
         ),
+        # Issue 19: TeslaCam sessions with SEI telemetry (saved, sentry without, recent).
+        "sei": FleetSampleConfig(events=3, duration_s=4.0, cameras=2, layout="teslacam", seed=9),
         "30fps": FleetSampleConfig(
             vehicles=1, sessions=1, events=0, duration_s=12.0, fps=30.0, layout="generic", seed=8
         ),
@@ -84,6 +94,10 @@ _RUNS = {
     "30fps/keyframes": ("30fps", {"keyframes_only": True}),
     "30fps/fps5-q60-odd-size": ("30fps", {"fps": 5.0, "jpeg_quality": 60, "size": (250, 130)}),
     "codecs/window2": ("codecs", {"window_s": 2.0, "fps": 3.0, "size": (96, 64)}),
+    "sei/window2": (
+        "sei",
+        {"window_s": 2.0, "size": (64, 48), "tag_thresholds": ("lane_change=4",)},
+    ),
 }
 
 

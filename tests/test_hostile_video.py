@@ -47,6 +47,7 @@ from videogen import (
 from catalog import Dataset
 from transforms.fleet.discover import SessionSpec
 from transforms.fleet.session import FleetOptions, ingest_session
+from transforms.fleet.video import CameraFile
 from transforms.samples import read_clock
 
 # The thread method leaves SIGALRM to the per-session deadline below.
@@ -72,11 +73,12 @@ REASONS = {
     "corrupt_frames",
     "bad_timestamps",
     "no_frames",
+    "sei_invalid",  # a flipped bit in a Tesla SEI message: its frame still counts
 }
-CONTAINERS = {  # name: (file name, encode_clip options)
-    "mp4": ("front.mp4", {}),
-    "faststart": ("front.mp4", {"faststart": True}),
-    "mkv": ("front.mkv", {"fmt": "matroska", "codec": "libx265"}),
+CONTAINERS = {  # name: (file name, encode_clip options); H.264/HEVC carry Tesla SEI per frame
+    "mp4": ("front.mp4", {"sei": True}),
+    "faststart": ("front.mp4", {"faststart": True, "sei": True}),
+    "mkv": ("front.mkv", {"fmt": "matroska", "codec": "libx265", "sei": True}),
     "avi": ("front.avi", {"fmt": "avi", "codec": "mpeg4"}),
 }
 
@@ -91,9 +93,22 @@ def clips(tmp_path_factory) -> dict[str, bytes]:
         path = d / f"{name}-{file}"
         encode_clip(path, PTS_MS, size=(64, 48), creation_time="2026-11-20T10:00:00Z", **kw)
         out[name] = path.read_bytes()
-    encode_clip(d / "raw.h264", PTS_MS, size=(64, 48), fmt="h264")
+    encode_clip(d / "raw.h264", PTS_MS, size=(64, 48), fmt="h264", sei=True)
     out["h264"] = (d / "raw.h264").read_bytes()
     return out
+
+
+def test_the_corpus_carries_tesla_sei(clips, tmp_path):
+    """The H.264/HEVC clips the suite damages carry SEI on every frame, as Tesla's do."""
+    for name in ("mp4", "faststart", "mkv", "h264"):
+        path = tmp_path / f"{name}.{'h264' if name == 'h264' else 'bin'}"
+        path.write_bytes(clips[name])
+        cf = CameraFile(str(path), {}, 0, raw_fps=10)
+        try:
+            seqs = sorted(m["frame_seq_no"] for _, m in cf.sei)
+            assert seqs == list(range(1, len(PTS_MS) + 1)) and cf.sei_invalid == [], name
+        finally:
+            cf.close()
 
 
 # -- Running one session: front camera hostile, rear camera good. --

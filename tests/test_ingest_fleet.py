@@ -119,8 +119,13 @@ def test_telemetry_is_resampled_exactly(fleet):
             want = np.interp(at, tel.ts_us, tel.signals["speed_mps"])
             assert row["telemetry"]["speed_mps"] == pytest.approx(want.tolist(), abs=1e-9)
             assert all(v is not None for v in row["telemetry"]["lat"])
-    tesla = [r for r in rows if r["vehicle_id"] and "TeslaCam" in r["cameras"][0]["source_uri"]]
-    assert tesla and all(r["telemetry"]["speed_mps"] is None for r in tesla)
+    # TeslaCam folders have no sidecar: saved and recent clips carry SEI, sentry clips none.
+    tesla = [s for s in truth["sessions"] if s["layout"] == "teslacam"]
+    assert {s["sei"] is None for s in tesla} == {True, False}
+    for session in tesla:
+        for row in _session_rows(rows, session):
+            speeds = row["telemetry"]["speed_mps"]
+            assert speeds is None if session["sei"] is None else None not in speeds
 
 
 def test_quality_sees_black_and_frozen_segments(fleet):

@@ -68,8 +68,11 @@ def _clips(n: int) -> pa.Table:
         for c, cam in enumerate(row["cameras"]):
             cam["frames"] = [_jpeg(100 * i + 10 * c + k) for k in range(3)]
         row["event"] = {"reason": "user_interaction_honk", "city": None, "lat": None, "lon": None}
+        row["tags"] = ["autopilot_disengage", "event:user_interaction_honk", "hard_brake"]
         if i == 1:
-            row["event"] = None
+            row["event"], row["tags"] = None, ["stop"]
+        if i == 2:
+            row["tags"] = None  # a clip written before tags
     return pa.Table.from_pylist(rows, schema=clips_table(0).schema)
 
 
@@ -109,8 +112,11 @@ def _expected_docs(posts: Dataset, clips: Dataset | None, spec) -> dict[tuple, l
     for f in clips.files() if clips else ():
         for row in read_parquet(clips.fs, clips.path(f.path)).to_pylist():
             doc = []
-            if row["event"] and row["event"]["reason"]:
-                doc += hf(row["event"]["reason"], add_special_tokens=False).input_ids
+            # The reason, then the tags but the event's own: "user_interaction_honk hard_brake".
+            words = [row["event"]["reason"]] if row["event"] and row["event"]["reason"] else []
+            words += [t for t in row["tags"] or () if not t.startswith("event:")]
+            if words:
+                doc += hf(" ".join(words), add_special_tokens=False).input_ids
             for cam in row["cameras"]:
                 doc.append(ids["video_start"])
                 for _ in cam["frames"]:

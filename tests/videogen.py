@@ -9,6 +9,7 @@ import av
 import numpy as np
 
 from transforms.samples.scene import Scene
+from transforms.samples.sei import packet_with_sei
 from transforms.samples.video import rgb_to_yuv420p
 
 
@@ -24,8 +25,10 @@ def encode_clip(
     camera="front",
     blur=False,
     faststart=False,
+    sei=False,
 ):
-    """Encode frames at ``pts_ms`` (ms since the session start, also drawn as the clock)."""
+    """Encode frames at ``pts_ms`` (ms since the session start, also drawn as the clock);
+    ``sei``: each frame carries Tesla SEI telemetry (H.264/HEVC)."""
     w, h = size
     scene = Scene(w, h, camera, np.random.default_rng(1))
     frame_based = fmt == "avi"  # AVI knows only a constant frame rate
@@ -54,9 +57,19 @@ def encode_clip(
             frame.pts = round(ms * fps / 1000) if frame_based else ms
             frame.time_base = tb
             for packet in stream.encode(frame):
-                out.mux(packet)
+                out.mux(_sei(packet, sei, codec, tb, pts_ms))
         for packet in stream.encode():
-            out.mux(packet)
+            out.mux(_sei(packet, sei, codec, tb, pts_ms))
+
+
+def _sei(packet, sei, codec, tb, pts_ms):
+    """``packet`` carrying Tesla SEI when ``sei`` (``frame_seq_no``: the frame's index + 1)."""
+    if not sei or packet.pts is None:
+        return packet
+    ms = round(packet.pts * tb * 1000)
+    i = pts_ms.index(ms) if ms in pts_ms else 0
+    fields = {"frame_seq_no": i + 1, "vehicle_speed_mps": ms / 100, "latitude_deg": 37.0}
+    return packet_with_sei(packet, fields, hevc=codec == "libx265")
 
 
 def encode_audio_only(path, seconds=1.0, *, fmt="mp4"):

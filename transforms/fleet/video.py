@@ -280,11 +280,12 @@ class CameraFile:
     def _sei_on_timeline(self) -> None:
         """SEI of the frames kept, at their wall-clock times; bad SEI with frame and time."""
         self.sei: list[tuple[int, dict]] = []
-        if self._raw and all("frame_seq_no" in m for m in self._sei_raw.values()):
+        if self._raw and self._sei_raw:
             # A raw stream's packets are numbered in decoding order, its frames in display
             # order (B-frames): the messages go to the frames in the order the car counted them.
             numbers = sorted(self._sei_raw)
-            by_seq = sorted(self._sei_raw.values(), key=lambda m: m["frame_seq_no"])
+            # (proto3: an absent frame_seq_no is 0; the sort is stable.)
+            by_seq = sorted(self._sei_raw.values(), key=lambda m: m.get("frame_seq_no", 0))
             self._sei_raw = dict(zip(numbers, by_seq, strict=True))
         if self._sei_raw:
             at = np.searchsorted(self.pts, np.array(sorted(self._sei_raw), dtype=np.int64))

@@ -2,7 +2,10 @@
 
 ``teslacam``: ``TeslaCam/{SavedClips,SentryClips,RecentClips}/<event>/<YYYY-MM-DD_HH-MM-SS>-<camera>.mp4``
 plus ``event.json`` (Saved and Sentry clips) -- names and ``event.json`` in the car's local time,
-as Tesla writes them; each MP4's ``creation_time`` is UTC.
+as Tesla writes them; each MP4's ``creation_time`` is UTC. Saved and recent clips carry Tesla's
+per-frame SEI telemetry in every camera (``transforms.samples.drive``: autosteer, then a
+disengagement; a blinker), as cars on firmware 2025.44.25+ write it; sentry clips (a parked car)
+carry none.
 
 ``generic``: ``<vehicle>/<YYYY-MM-DDTHH-MM-SSZ>/<camera>.mp4`` plus ``telemetry.{csv,jsonl,parquet}``
 (``timestamp`` in UTC, ``speed_kph``, ``steering_deg``, ``lat``, ``lon``, ``heading_deg``,
@@ -26,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from transforms.samples.drive import DriveScript, drive_script, sei_fields
 from transforms.samples.scene import Scene
 from transforms.samples.seeds import rng_for
 from transforms.samples.telemetry import Track, simulate_track
@@ -66,6 +70,7 @@ class FleetSampleConfig:
         layout: ``teslacam``, ``generic`` or ``both``.
         broken: add broken inputs (truncated, empty and fake MP4s, a broken ``event.json``,
             a bad telemetry row), each recorded in ``_SAMPLE.json``.
+        sei: teslacam saved and recent clips carry Tesla SEI telemetry per frame.
         seed: everything derives from it.
     """
 
@@ -82,6 +87,7 @@ class FleetSampleConfig:
     noise: float = 0.0
     layout: str = "both"
     broken: bool = False
+    sei: bool = True
     seed: int = 0
 
     def __post_init__(self):
@@ -105,6 +111,18 @@ class FleetSampleConfig:
 
 def _iso_utc(ts: datetime) -> str:
     return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _sei(sei, fps, offset_s, end_s, clock_base_s) -> dict[int, dict]:
+    """Each frame's SEI fields by pts (ms), the frames of ``_camera_frames``; the car counts
+    frames from the session's start."""
+    track, script = sei
+    out = {}
+    for i in range(int((end_s - offset_s) * fps)):
+        t = offset_s + i / fps
+        seq = round((clock_base_s + t) * fps)
+        out[round(t * 1000)] = sei_fields(track, script, clock_base_s + t, seq)
+    return out
 
 
 def _camera_frames(
@@ -208,6 +226,7 @@ class _Writer:
         created,
         black=None,
         frozen=None,
+        sei: tuple[Track, DriveScript] | None = None,
     ) -> dict:
         cfg = self.cfg
         noise = None
@@ -222,6 +241,7 @@ class _Writer:
             fps=fps,
             gop_s=cfg.gop_s,
             creation_time=created,
+            sei=_sei(sei, fps, offset_s, end_s, clock_base_s) if sei else None,
         )
         self.frames += frames
         self._done(path)
@@ -322,6 +342,9 @@ class _Writer:
             directory = os.path.join(self.root, "teslacam", "TeslaCam", folder, event_name)
             os.makedirs(directory, exist_ok=True)
             track = simulate_track(rng, seg_s * cfg.segments + 1, start_lat=lat, start_lon=lon)
+            script = None
+            if cfg.sei and folder != "SentryClips":  # a parked car writes no SEI
+                script = drive_script(rng_for(cfg.seed, "sei", e), seg_s * cfg.segments)
             cameras = []
             for k in range(cfg.segments):
                 seg_start = start + timedelta(seconds=seg_s * k)
@@ -337,6 +360,7 @@ class _Writer:
                         seg_s,
                         seg_s * k,
                         _iso_utc(seg_start),
+                        sei=(track, script) if script else None,
                     )
                     cameras.append({"camera": cam, "segment": k, **info})
             event = None
@@ -366,6 +390,11 @@ class _Writer:
                     "cameras": cameras,
                     "event": event,
                     "event_json_broken": False,
+                    "sei": (
+                        {"disengage_s": script.disengage_s, "blinker_left_s": script.blinker_s}
+                        if script
+                        else None
+                    ),
                 }
             )
 

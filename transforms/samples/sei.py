@@ -12,9 +12,11 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping
 
+import av
+
 from transforms.fleet.sei import FIELDS, TESLA_SEI_UUID
 
-__all__ = ["encode_metadata", "tesla_sei_nal", "with_sei"]
+__all__ = ["encode_metadata", "packet_with_sei", "tesla_sei_nal", "with_sei"]
 
 _NUMBERS = {name: (number, wire) for number, (name, wire) in FIELDS.items()}
 
@@ -84,3 +86,17 @@ def with_sei(packet: bytes, nal: bytes, *, hevc: bool = False) -> bytes:
             return packet[:start] + b"\x00\x00\x00\x01" + nal + packet[start:]
         at = packet.find(b"\x00\x00\x01", at + 3)
     raise ValueError("no slice in the packet")
+
+
+def packet_with_sei(
+    packet: av.Packet, fields: Mapping[str, int | float | bool] | bytes, *, hevc: bool = False
+) -> av.Packet:
+    """A copy of an encoder's (Annex-B) ``packet`` carrying Tesla SEI ``fields`` (or a
+    message's bytes as they are, to make broken ones) before its slices; times, keyframe flag
+    and stream kept, ready to mux."""
+    message = fields if isinstance(fields, bytes) else encode_metadata(fields)
+    out = av.Packet(with_sei(bytes(packet), tesla_sei_nal(message, hevc=hevc), hevc=hevc))
+    out.pts, out.dts, out.time_base = packet.pts, packet.dts, packet.time_base
+    out.is_keyframe = packet.is_keyframe
+    out.stream = packet.stream
+    return out

@@ -8,7 +8,7 @@ from fractions import Fraction
 import av
 import numpy as np
 
-from transforms.samples.sei import encode_metadata, tesla_sei_nal, with_sei
+from transforms.samples.sei import packet_with_sei
 
 __all__ = ["encode_mp4", "rgb_to_yuv420p"]
 
@@ -86,8 +86,7 @@ def encode_mp4(
             for packet in packets:
                 fields = sei.get(packet.pts) if sei else None
                 if fields is not None:
-                    message = fields if isinstance(fields, bytes) else encode_metadata(fields)
-                    packet = _with_sei(packet, tesla_sei_nal(message, hevc=hevc), hevc)
+                    packet = packet_with_sei(packet, fields, hevc=hevc)
                 container.mux(packet)
 
         for pts_ms, rgb in frames:
@@ -97,12 +96,3 @@ def encode_mp4(
             count += 1
         mux(stream.encode())
     return count
-
-
-def _with_sei(packet: av.Packet, nal: bytes, hevc: bool) -> av.Packet:
-    """A copy of the encoder's (Annex-B) ``packet`` with the SEI unit before its slices."""
-    out = av.Packet(with_sei(bytes(packet), nal, hevc=hevc))
-    out.pts, out.dts, out.time_base = packet.pts, packet.dts, packet.time_base
-    out.is_keyframe = packet.is_keyframe
-    out.stream = packet.stream
-    return out

@@ -3,8 +3,8 @@
 * a post is one document: its text;
 * with threads, a reply thread (posts sharing a ``conversation_id``, in time order) is one
   document: the texts joined by a blank line;
-* a clip window is one multimodal document: the event reason as text when there is one, then per
-  camera ``<|video_start|>``, one ``<|patch|>`` placeholder per patch of every sampled frame,
+* a clip window is one multimodal document: the event reason and the clip's ``tags`` (but the
+  ``event:`` one, which repeats the reason) as text when there are any, then per camera ``<|video_start|>``, one ``<|patch|>`` placeholder per patch of every sampled frame,
   ``<|video_end|>``.
 
 Every document ends with EOS. Rows with nothing to say (empty text, a clip without frames or
@@ -109,16 +109,23 @@ def thread_documents(table: pa.Table) -> Rendered:
 def clip_documents(
     table: pa.Table, source: str, tokenizer, special_ids: dict[str, int], patch: int
 ) -> Rendered:
-    """One multimodal document per clip window (``clip_id``, ``cameras``, ``event``).
+    """One multimodal document per clip window (``clip_id``, ``cameras``, ``event``, ``tags``).
 
-    ``tokenizer`` encodes the event reason (``TokenizerSpec.backend()``); frame ``pos`` is the
-    offset of the frame's first placeholder in the document.
+    ``tokenizer`` encodes the event reason and tags, space-separated
+    (``TokenizerSpec.backend()``); frame ``pos`` is the offset of the frame's first placeholder
+    in the document.
     """
     out = Rendered()
     ids = table.column("clip_id").to_pylist()
     cameras = table.column("cameras").to_pylist()
     events = table.column("event").to_pylist()
-    reasons = [(e or {}).get("reason") or "" for e in events]
+    tags = table.column("tags").to_pylist() if "tags" in table.column_names else [None] * len(ids)
+    reasons = [
+        " ".join(
+            [(e or {}).get("reason") or "", *(t for t in ts or () if not t.startswith("event:"))]
+        ).strip()
+        for e, ts in zip(events, tags, strict=True)
+    ]
     encoded = tokenizer.encode_batch_fast(reasons, add_special_tokens=False)
     vs, ve, ph = special_ids["video_start"], special_ids["video_end"], special_ids["patch"]
     for clip_id, cams, reason in zip(ids, cameras, encoded, strict=True):

@@ -31,7 +31,7 @@ __all__ = ["DocumentOptions", "InputVersion", "StageTo", "TokenizeDocuments", "T
 _COLUMNS = {
     "posts": ["post_id", "text"],
     "threads": ["post_id", "text", "created_at", "conversation_id"],
-    "clips": ["clip_id", "cameras", "event"],
+    "clips": ["clip_id", "cameras", "event", "tags"],
 }
 _THREAD_BUCKETS = 64
 
