@@ -27,7 +27,7 @@ import msgspec
 
 from transforms.posts.errors import RecordError
 from transforms.posts.lang_id import SOURCE
-from transforms.posts.text import clean_text, dedup_hash, extract_entities
+from transforms.posts.text import clean_text, dedup_hash, entity_columns
 from transforms.posts.timestamps import created_at_ms
 
 __all__ = ["finish_row", "flat_tweet_rows"]
@@ -268,13 +268,7 @@ def finish_row(row: dict) -> None:
 
 def _entities(ents: _Entities | None, text: str) -> dict:
     if ents is None:
-        found = extract_entities(text)
-        return {
-            "hashtags": found.hashtags,
-            "mentions": found.mentions,
-            "cashtags": found.cashtags,
-            "urls": found.urls,
-        }
+        return entity_columns(text)
     urls = (u.expanded_url or u.url for u in ents.urls or () if u.media_key is _ABSENT)
     return {
         "hashtags": [e.tag for e in ents.hashtags or () if e.tag is not None],

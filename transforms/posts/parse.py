@@ -31,7 +31,7 @@ from transforms.posts.errors import RecordError
 from transforms.posts.flat_tweet import finish_row, flat_tweet_rows
 from transforms.posts.lang_id import DETECTED, SOURCE, detect_lang
 from transforms.posts.repeats import SeenPosts
-from transforms.posts.text import clean_text, dedup_hash, extract_entities, scrub_pii
+from transforms.posts.text import clean_text, dedup_hash, entity_columns, scrub_pii
 from transforms.posts.timestamps import created_at_ms
 
 __all__ = [
@@ -403,13 +403,7 @@ def map_tweet(t: dict, users: dict, media: dict, source_uri: str, line: int) -> 
 def _entities(t: dict, text: str) -> dict:
     ents = t.get("entities")
     if not isinstance(ents, dict):
-        found = extract_entities(text)
-        return {
-            "hashtags": found.hashtags,
-            "mentions": found.mentions,
-            "cashtags": found.cashtags,
-            "urls": found.urls,
-        }
+        return entity_columns(text)
 
     urls = [
         e.get("expanded_url") or e.get("url")
