@@ -41,10 +41,11 @@ def test_a_later_copy_that_says_no_more_is_dropped():
     rows, dropped = parse(
         [post(), post(like_count=5), post(lang="en"), post(lang="en", like_count=1)]
     )
-    # Line 2 says more (a like count), line 3 as much (a language), line 4 more again.
+    # Line 2 says more (a like count), line 3 as much (a language: the source's, where lines 1
+    # and 2 have only a detected one, which does not count), line 4 more again.
     assert [(r["source_line"], r["like_count"], r["lang"]) for r in rows] == [
-        (1, None, None),
-        (2, 5, None),
+        (1, None, "und"),
+        (2, 5, "und"),
         (4, 1, "en"),
     ]
     assert dropped == 1  # line 3: resolving keeps the first of two as complete
@@ -71,6 +72,7 @@ def test_off_by_default_and_counted_as_records():
 def test_memory_is_bounded_and_forgetting_only_keeps_more():
     seen = SeenPosts(limit=2)
     row = {"post_id": "1", "edit_history_ids": ["1"], "media": [], "text": "x"}
+    row["lang_source"] = "source"
     assert not seen.is_repeat({**row, "edit_history_ids": ["0", "1"]})
     assert not seen.is_repeat(row)
     assert seen.is_repeat(dict(row))
