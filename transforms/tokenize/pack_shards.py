@@ -18,7 +18,22 @@ from transforms.tokenize.pack import PackOptions, example_tables, layout
 from transforms.tokenize.shuffle import same_source_pairs
 from transforms.write_shards import shard_file_name
 
-__all__ = ["PackShards", "PackedShard", "pack_shard", "sort_documents"]
+__all__ = ["PackShards", "PackedShard", "pack_shard", "sort_documents", "tokens_writer"]
+
+
+def tokens_writer(fs, root: str, run_id: str, shard: int, shards: int, target: int):
+    """The rolling Parquet writer of a tokenize run's ``shard`` of ``shards`` (``data/``, named
+    like every run's shards, so unique per run), with the tokens kind's row groups."""
+    return RollingParquetWriter(
+        fs,
+        root,
+        "data",
+        shard_file_name(run_id, shard, shards),
+        TOKENS.schema,
+        target_file_bytes=target,
+        row_group_rows=TOKENS.row_group_rows,
+        row_group_bytes=TOKENS.row_group_bytes,
+    )
 
 
 @dataclass
@@ -77,15 +92,8 @@ class _PackFn(beam.DoFn):
         tables = [
             read_staged(self._fs, self._root, p) if isinstance(p, StagedRows) else p for p in pieces
         ]
-        writer = RollingParquetWriter(
-            self._fs,
-            self._root,
-            "data",
-            shard_file_name(self._run_id, shard, self._shards),
-            TOKENS.schema,
-            target_file_bytes=self._target,
-            row_group_rows=TOKENS.row_group_rows,
-            row_group_bytes=TOKENS.row_group_bytes,
+        writer = tokens_writer(
+            self._fs, self._root, self._run_id, shard, self._shards, self._target
         )
         stats = pack_shard(sort_documents(tables), self._opts, writer)
         yield PackedShard([WrittenFile(e, ()) for e in writer.close()], stats)

@@ -11,9 +11,9 @@ import apache_beam as beam
 from catalog.parquet import read_parquet
 from catalog.storage import open_url
 from schemas import TOKENS, conform_table
-from transforms.parquet_writer import RollingParquetWriter, WrittenFile
+from transforms.parquet_writer import WrittenFile
+from transforms.tokenize.pack_shards import tokens_writer
 from transforms.tokenize.repack import RepackOptions, repack_without
-from transforms.write_shards import shard_file_name
 
 __all__ = ["RepackFiles", "RepackedFile"]
 
@@ -44,15 +44,8 @@ class _RepackFn(beam.DoFn):
         written = []
         if out.table.num_rows:
             # Named like a tokenize run's shards: writer ``index`` of ``files``, unique per run.
-            writer = RollingParquetWriter(
-                self._fs,
-                self._root,
-                "data",
-                shard_file_name(self._run_id, index, self._files),
-                TOKENS.schema,
-                target_file_bytes=self._target,
-                row_group_rows=TOKENS.row_group_rows,
-                row_group_bytes=TOKENS.row_group_bytes,
+            writer = tokens_writer(
+                self._fs, self._root, self._run_id, index, self._files, self._target
             )
             writer.write(out.table)
             written = [WrittenFile(e, ()) for e in writer.close()]
