@@ -9,7 +9,7 @@ import av
 import numpy as np
 
 from transforms.samples.scene import Scene
-from transforms.samples.sei import packet_with_sei
+from transforms.samples.sei import escape_emulation, packet_with_sei
 from transforms.samples.video import rgb_to_yuv420p
 
 
@@ -198,17 +198,6 @@ def _unescape(nal: bytes) -> bytes:
     return nal.replace(b"\x00\x00\x03", b"\x00\x00")
 
 
-def _escape(rbsp: bytes) -> bytes:
-    out, zeros = bytearray(), 0
-    for b in rbsp:
-        if zeros >= 2 and b <= 3:
-            out.append(3)
-            zeros = 0
-        out.append(b)
-        zeros = zeros + 1 if b == 0 else 0
-    return bytes(out)
-
-
 def sps_with_size(sps: bytes, width: int, height: int) -> bytes:
     """An H.264 SPS NAL unit (no start code) declaring ``width`` x ``height`` (multiples of 16,
     no cropping); the rest of the SPS is kept."""
@@ -241,7 +230,7 @@ def sps_with_size(sps: bytes, width: int, height: int) -> bytes:
     out = head + _ue(width // 16 - 1) + _ue(height // 16 - 1) + "1" + str(direct) + "0" + tail
     out += "1"
     out += "0" * (-len(out) % 8)
-    return _escape(int(out, 2).to_bytes(len(out) // 8, "big"))
+    return escape_emulation(int(out, 2).to_bytes(len(out) // 8, "big"))
 
 
 def mp4_with_sps_size(data: bytes, width: int, height: int) -> bytes:

@@ -16,7 +16,7 @@ import av
 
 from transforms.fleet.sei import FIELDS, TESLA_SEI_UUID
 
-__all__ = ["encode_metadata", "packet_with_sei", "tesla_sei_nal", "with_sei"]
+__all__ = ["encode_metadata", "escape_emulation", "packet_with_sei", "tesla_sei_nal", "with_sei"]
 
 _NUMBERS = {name: (number, wire) for number, (name, wire) in FIELDS.items()}
 
@@ -50,7 +50,7 @@ def encode_metadata(fields: Mapping[str, int | float | bool]) -> bytes:
     return bytes(out)
 
 
-def _escape(rbsp: bytes) -> bytes:
+def escape_emulation(rbsp: bytes) -> bytes:
     """Insert emulation-prevention bytes: 0x03 after two zeros before any byte <= 3."""
     out = bytearray()
     zeros = 0
@@ -72,7 +72,7 @@ def tesla_sei_nal(message: bytes, *, hevc: bool = False) -> bytes:
     payload = TESLA_SEI_UUID + message
     rbsp = _ff(5) + _ff(len(payload)) + payload + b"\x80"
     header = b"\x4e\x01" if hevc else b"\x06"  # HEVC: prefix SEI (39), layer 0, tid 1
-    return header + _escape(rbsp)
+    return header + escape_emulation(rbsp)
 
 
 def with_sei(packet: bytes, nal: bytes, *, hevc: bool = False) -> bytes:
