@@ -52,8 +52,8 @@ def encode_mp4(
 
     A first ``pts_ms`` above zero is kept as the stream's start offset (an MP4 edit list), which
     is how the cameras of one session start a few hundred milliseconds apart. ``gop_s`` sets the
-    keyframe interval; B-frames are on, as in real dashcam streams. One encoder thread keeps the
-    bytes identical from run to run.
+    keyframe interval; B-frames are on, as in real dashcam streams. One encoder thread and x264's
+    ``cpu-independent`` mode keep the bytes identical from run to run and from machine to machine.
 
     ``sei``: Tesla SEI telemetry per frame, by ``pts_ms`` (``SeiMetadata`` fields), written
     before each such frame's slices as a Tesla car does (bytes: a message as it is, to make
@@ -72,8 +72,18 @@ def encode_mp4(
         ctx.time_base = _TIME_BASE
         ctx.gop_size = max(1, round(gop_s * fps))
         ctx.thread_count = 1
+        # cpu-independent: x264's SIMD float routines (macroblock-tree costs) differ from its C ones
+        # in the last bits, and were seen to give different bytes from identical frames now and
+        # then on a busy machine (a few in 10,000 encodes; none in 40,000 with this mode).
         ctx.options = (
-            {"preset": "veryfast", "crf": "23", "bf": "2", "sc_threshold": "0", "threads": "1"}
+            {
+                "preset": "veryfast",
+                "crf": "23",
+                "bf": "2",
+                "sc_threshold": "0",
+                "threads": "1",
+                "x264-params": "cpu-independent=1",
+            }
             if not hevc
             else {
                 "preset": "veryfast",
