@@ -98,7 +98,6 @@ def resolve_bucket(
     hist_len = pc.fill_null(pc.list_value_length(new.column("edit_history_ids")), 0).to_pylist()
     created = new.column("created_at").cast(pa.int64()).to_pylist()
     score = new.column("score").to_pylist()
-    histories = new.column("edit_history_ids").to_pylist()
 
     # 1. One row per post id: the most complete, then the first by source and line.
     sources = new.column("source_uri").to_pylist()
@@ -129,17 +128,7 @@ def resolve_bucket(
             )
         )
     why = deletes if isinstance(deletes, Mapping) else dict.fromkeys(deletes, "delete")
-    deleted_roots: dict[str, str] = {}
-    for root, members in by_root.items():
-        named = {root, *(ids[i] for i in members)}
-        named.update(h for i in members for h in histories[i] or ())
-        hit = named & why.keys()
-        if hit:
-            deleted_roots[root] = why[min(hit)]
-    for pid, hist, _, _ in committed_rows:
-        hit = {pid, *(hist or ())} & why.keys()
-        if hit:
-            deleted_roots.setdefault(hist[0] if hist else pid, why[min(hit)])
+    deleted_roots = _deleted_roots(new, ids, by_root, committed_rows, why) if why else {}
     for root in deleted_roots.keys() & by_root.keys():
         out.counts["deleted:" + deleted_roots[root]] += len(by_root.pop(root))
 
@@ -171,6 +160,25 @@ def resolve_bucket(
     keep.sort()
     out.kept = new.take(pa.array(keep, pa.int64()))
     return out
+
+
+def _deleted_roots(new, ids, by_root, committed_rows, why: Mapping[str, str]) -> dict[str, str]:
+    """The edit roots (of ``by_root``, this run's posts, and of the committed rows) a delete in
+    ``why`` names by any version's id, each with the why of its least id. Only called when a
+    run has deletes: most have none, and then no chain's ids need listing."""
+    histories = new.column("edit_history_ids").to_pylist()
+    deleted: dict[str, str] = {}
+    for root, members in by_root.items():
+        named = {root, *(ids[i] for i in members)}
+        named.update(h for i in members for h in histories[i] or ())
+        hit = named & why.keys()
+        if hit:
+            deleted[root] = why[min(hit)]
+    for pid, hist, _, _ in committed_rows:
+        hit = {pid, *(hist or ())} & why.keys()
+        if hit:
+            deleted.setdefault(hist[0] if hist else pid, why[min(hit)])
+    return deleted
 
 
 def dedup_text(new: pa.Table, committed_hashes: set[int]) -> tuple[pa.Table, int]:
