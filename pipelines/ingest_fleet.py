@@ -21,7 +21,7 @@ from transforms.fleet.discover import SessionSpec, discover_sessions
 from transforms.fleet.session import FleetOptions
 from transforms.fleet.tags import TagThresholds
 
-__all__ = ["FleetPlan", "IngestFleetConfig", "build", "plan", "run"]
+__all__ = ["FleetPlan", "IngestFleetConfig", "build", "plan", "progress_plan", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -147,8 +147,10 @@ def plan(config: IngestFleetConfig, run_id: str | None = None) -> FleetPlan:
     )
 
 
-def build(pipeline, config: IngestFleetConfig, the_plan: FleetPlan):
-    """Wire the ingest-fleet pipeline onto ``pipeline``; returns the run report PCollection."""
+def build(pipeline, config: IngestFleetConfig, the_plan: FleetPlan, progress=None):
+    """Wire the ingest-fleet pipeline onto ``pipeline``; returns the run report PCollection.
+
+    ``progress``: the ``transforms.progress.ProgressTarget`` the decoding step reports to."""
     import apache_beam as beam
 
     from transforms import WriteShards
@@ -160,7 +162,10 @@ def build(pipeline, config: IngestFleetConfig, the_plan: FleetPlan):
         | "Sessions" >> beam.Create(the_plan.sessions)
         | "IngestSessions"
         >> IngestSessions(
-            config.options(), storage_options=so, skip_clip_ids=the_plan.committed_clip_ids
+            config.options(),
+            storage_options=so,
+            skip_clip_ids=the_plan.committed_clip_ids,
+            progress=progress,
         )
     )
     return {
@@ -193,7 +198,7 @@ def run(config: IngestFleetConfig, options, *, run_id: str | None = None):
         return nothing_new(config.dataset, "clips", the_plan.run_id, consumed, "sessions")
     log.info("ingesting %d sessions into %s", len(the_plan.sessions), config.dataset)
     return run_pipeline(
-        lambda p: build(p, config, the_plan),
+        lambda p, target: build(p, config, the_plan, target),
         options,
         dataset=config.dataset,
         run_id=the_plan.run_id,
@@ -201,7 +206,18 @@ def run(config: IngestFleetConfig, options, *, run_id: str | None = None):
         storage_options=config.storage_options,
         input_bytes=sum(s.size or 0 for s in the_plan.sources),
         small_input_bytes=_in_process_below(the_plan.sessions),
+        progress=progress_plan(the_plan),
     )
+
+
+def progress_plan(the_plan: FleetPlan):
+    """What the run's progress is measured against: every session's files and bytes
+    (``IngestSessions`` reports under the session's key). Camera-seconds are counted as they
+    are decoded; their total is not known before the files are probed."""
+    from runners.progress import ProgressPlan
+
+    sessions = {s.key: {"bytes": s.size, "files": len(s.files)} for s in the_plan.sessions}
+    return ProgressPlan("ingest fleet", "bytes", sessions, counters=("records", "camera_s"))
 
 
 def _in_process_below(sessions: list[SessionSpec]) -> int:

@@ -21,7 +21,7 @@ from schemas.errors import UserError
 from transforms.posts.parse import ParseOptions
 from transforms.sources import list_sources
 
-__all__ = ["SUFFIXES", "IngestPostsConfig", "Plan", "build", "plan", "run"]
+__all__ = ["SUFFIXES", "IngestPostsConfig", "Plan", "build", "plan", "progress_plan", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +138,10 @@ def plan(config: IngestPostsConfig, run_id: str | None = None) -> Plan:
     )
 
 
-def build(pipeline, config: IngestPostsConfig, the_plan: Plan):
-    """Wire the ingest-posts pipeline onto ``pipeline``; returns the run report PCollection."""
+def build(pipeline, config: IngestPostsConfig, the_plan: Plan, progress=None):
+    """Wire the ingest-posts pipeline onto ``pipeline``; returns the run report PCollection.
+
+    ``progress``: the ``transforms.progress.ProgressTarget`` the parsing step reports to."""
     import apache_beam as beam
 
     from transforms import WriteShards
@@ -159,7 +161,10 @@ def build(pipeline, config: IngestPostsConfig, the_plan: Plan):
         )
         | "ParsePosts"
         >> ParsePosts(
-            config.parse_options(), storage_options=so, max_line_bytes=config.max_line_bytes
+            config.parse_options(),
+            storage_options=so,
+            max_line_bytes=config.max_line_bytes,
+            progress=progress,
         )
         | "StagePosts"
         >> StagePosts(
@@ -246,11 +251,22 @@ def run(config: IngestPostsConfig, options, *, run_id: str | None = None):
         config.dataset,
     )
     return run_pipeline(
-        lambda p: build(p, config, the_plan),
+        lambda p, target: build(p, config, the_plan, target),
         options,
         dataset=config.dataset,
         run_id=the_plan.run_id,
         base_version=the_plan.base_version,
         storage_options=config.storage_options,
         input_bytes=sum(s.size or 0 for s in (*the_plan.sources, *the_plan.user_sources)),
+        progress=progress_plan(the_plan),
     )
+
+
+def progress_plan(the_plan: Plan):
+    """What the run's progress is measured against: every source's bytes (``ParsePosts``
+    reports under the source's URI)."""
+    from runners.progress import ProgressPlan
+
+    sources = {s.uri: {"bytes": s.size or 0, "files": 1} for s in the_plan.sources}
+    sources.update({s.uri: {"bytes": s.size or 0, "files": 1} for s in the_plan.user_sources})
+    return ProgressPlan("ingest posts", "bytes", sources, counters=("records",))

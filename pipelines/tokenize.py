@@ -22,7 +22,7 @@ from transforms.tokenize.pack import PACK_MODES, PackOptions
 from transforms.tokenize.tokenize_documents import DocumentOptions, InputVersion
 from transforms.tokenize.tokenizer import TokenizerSpec, load_tokenizer
 
-__all__ = ["Plan", "TokenizeConfig", "build", "plan", "run"]
+__all__ = ["Plan", "TokenizeConfig", "build", "plan", "progress_plan", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,8 @@ class Plan:
     base_version: int
     removals: RemovalPlan | None = None
     read: dict[str, int] = field(default_factory=dict)
+    # Rows of each input file read (by ``sources`` URI), from the inputs' manifests.
+    rows: dict[str, int] = field(default_factory=dict)
 
     def properties(self, config: TokenizeConfig) -> dict[str, Any]:
         """The ``tokens`` facts of the manifest (DESIGN.md §2)."""
@@ -181,7 +183,7 @@ def plan(config: TokenizeConfig, run_id: str | None = None) -> Plan:
     if manifest is not None:
         _check_compatible(manifest, config, tokenizer)
     consumed = {s.uri for s in manifest.sources} if manifest and config.incremental else set()
-    inputs, sources, skipped, est = [], [], 0, 0
+    inputs, sources, skipped, est, rows = [], [], 0, 0, {}
     for url, ds, version in opened:
         label = redact_url(ds.url)
         files = []
@@ -192,6 +194,7 @@ def plan(config: TokenizeConfig, run_id: str | None = None) -> Plan:
                 continue
             files.append(f.path)
             sources.append(entry)
+            rows[entry.uri] = f.rows
             est += f.bytes * _EXPANSION[ds.kind]
         inputs.append(InputVersion(url, label, ds.kind, version, ds.info.schema, tuple(files)))
     shards = config.shards or max(1, min(4096, -(-est // _SHARD_BYTES)))
@@ -213,6 +216,7 @@ def plan(config: TokenizeConfig, run_id: str | None = None) -> Plan:
         base_version=manifest.version if manifest else 0,
         removals=removals,
         read=_read_versions(manifest),
+        rows=rows,
     )
 
 
@@ -266,8 +270,10 @@ def _rewrote(ds: Dataset, since: int, upto: int) -> bool:
     return False
 
 
-def build(pipeline, config: TokenizeConfig, the_plan: Plan):
-    """Wire the tokenize pipeline onto ``pipeline``; returns the run report PCollection."""
+def build(pipeline, config: TokenizeConfig, the_plan: Plan, progress=None):
+    """Wire the tokenize pipeline onto ``pipeline``; returns the run report PCollection.
+
+    ``progress``: the ``transforms.progress.ProgressTarget`` the tokenizing steps report to."""
     import apache_beam as beam
 
     from transforms import WriteShards
@@ -282,6 +288,7 @@ def build(pipeline, config: TokenizeConfig, the_plan: Plan):
         ),
         storage_options=so,
         stage_to=StageTo(config.dataset, the_plan.run_id),
+        progress=progress,
     )
     packed = (
         chunks
@@ -353,13 +360,14 @@ def run(config: TokenizeConfig, options, *, run_id: str | None = None):
         redact_url(config.dataset),
     )
     report = run_pipeline(
-        lambda p: build(p, config, the_plan),
+        lambda p, target: build(p, config, the_plan, target),
         options,
         dataset=config.dataset,
         run_id=the_plan.run_id,
         base_version=the_plan.base_version,
         storage_options=config.storage_options,
         input_bytes=sum(s.size or 0 for s in the_plan.sources),
+        progress=progress_plan(the_plan),
     )
     if removal is not None:
         report.message = (
@@ -370,3 +378,12 @@ def run(config: TokenizeConfig, options, *, run_id: str | None = None):
             f"{removal.info.get('examples_repacked', 0)} re-packed"
         )
     return report
+
+
+def progress_plan(the_plan: Plan):
+    """What the run's progress is measured against: the rows of every input file (from the
+    inputs' manifests; ``TokenizeDocuments`` reports under the file's source URI)."""
+    from runners.progress import ProgressPlan
+
+    files = {uri: {"rows": n} for uri, n in the_plan.rows.items()}
+    return ProgressPlan("tokenize", "rows", files, counters=("tokens",))

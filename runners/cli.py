@@ -86,6 +86,29 @@ def _add_lock_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-id", help=argparse.SUPPRESS)
 
 
+def _add_progress_arguments(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group(
+        "progress", "Shown on stderr while the run reads its sources; stdout keeps the report."
+    )
+    group.add_argument(
+        "--progress",
+        choices=("auto", "bar", "json", "plain", "off"),
+        default="auto",
+        help="auto: a progress bar on a terminal, else 'plain'; bar: files, bytes (or rows) of "
+        "the planned total, records/s and ETA, redrawn every second; json: one JSON object per "
+        'update every 2 s ({"stage", "done", "total", "unit", "rate", "eta_s", "elapsed_s", '
+        "...}; the last has done == total); plain: one line every 30 s; off: nothing but "
+        "stall warnings (default: %(default)s)",
+    )
+    group.add_argument(
+        "--stall-warning",
+        default="5m",
+        metavar="DURATION",
+        help="warn when the workers report no progress for this long, naming the stage and "
+        "the last source in flight (0 = never; default: %(default)s)",
+    )
+
+
 def _add_schedule_parser(sub) -> None:
     sched = sub.add_parser(
         "schedule",
@@ -123,6 +146,14 @@ def _add_schedule_parser(sub) -> None:
         default="10m",
         metavar="DURATION",
         help="lease of the lock each tick takes (default: %(default)s)",
+    )
+    sched.add_argument(
+        "--progress",
+        choices=("json", "off"),
+        default="off",
+        help="json: each tick runs with --progress json and its JSON progress lines join the "
+        'tick log as they come, each with "tick": N (default: off; stall warnings of a tick '
+        "are passed through either way)",
     )
     sched.add_argument(
         "job",
@@ -190,6 +221,7 @@ def _add_tokenize_parser(sub) -> None:
     )
     _add_storage_options(tok)
     _add_lock_arguments(tok)
+    _add_progress_arguments(tok)
     add_runner_arguments(tok)
     tok.set_defaults(passthrough=True)
 
@@ -444,6 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_storage_options(posts_in)
     _add_lock_arguments(posts_in)
+    _add_progress_arguments(posts_in)
     add_runner_arguments(posts_in)
     posts_in.set_defaults(passthrough=True)
 
@@ -534,6 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_storage_options(fleet_in)
     _add_lock_arguments(fleet_in)
+    _add_progress_arguments(fleet_in)
     add_runner_arguments(fleet_in)
     fleet_in.set_defaults(passthrough=True)
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from catalog import Dataset
 from runners.errors import RecordsLost
+from runners.progress import ProgressPlan, watch
 from transforms.run_report import RunReport
 from transforms.write_shards import failed_report_path
 
@@ -41,8 +42,13 @@ def run_pipeline(
     storage_options: Mapping[str, Any] | None = None,
     input_bytes: int | None = None,
     small_input_bytes: int | None = None,
+    progress: ProgressPlan | None = None,
 ) -> RunReport:
     """Build the pipeline with ``build(pipeline)``, run it to the end, and return its report.
+
+    ``progress``: what the run will read (``runners.progress.ProgressPlan``); then ``build``
+    is called as ``build(pipeline, target)``, ``target`` being the ``ProgressTarget`` its
+    reading steps report to (None when nothing watches: outside ``runners.progress.showing``).
 
     ``input_bytes``: how much the run reads, known after planning; with default local-runner
     options, an input below ``small_input_bytes`` (default ``runners.options.SMALL_INPUT_BYTES``)
@@ -57,10 +63,16 @@ def run_pipeline(
     options = sized_for_input(options, input_bytes, threshold=threshold)
     started = time.monotonic()
     runner = _local_runner(options)
-    with _worker_output_to_log(run_id) as worker_log:
+    with (
+        watch(progress, run_id, remote=_remote_workers(options)) as target,
+        _worker_output_to_log(run_id) as worker_log,
+    ):
         try:
             with beam.Pipeline(runner, options=options) as pipeline:
-                build(pipeline)
+                if progress is None:
+                    build(pipeline)
+                else:
+                    build(pipeline, target)
         except Exception as exc:
             lost = _lost_records(exc)
             if lost is None:
@@ -72,6 +84,17 @@ def run_pipeline(
     if report.status == "failed":
         raise RunFailed(report)
     return report
+
+
+def _remote_workers(options) -> str | None:
+    """The name of a runner whose workers surely run elsewhere (None: maybe on this machine).
+
+    Dataflow's workers are Google's machines: they cannot write to this machine's progress
+    directory. Other runners' workers may share it (a Dask cluster, a Flink task manager or a
+    worker pool on this machine); when they do not, the stall warning says no worker reported.
+    """
+    runner = str(options.get_all_options().get("runner") or "")
+    return "Dataflow" if runner.rsplit(".", 1)[-1] in ("DataflowRunner", "dataflow") else None
 
 
 def _local_runner(options):

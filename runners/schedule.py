@@ -4,13 +4,22 @@ start, and the one line each tick logs. No processes, signals or storage here (s
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from runners.errors import UserError
 
-__all__ = ["SCHEDULABLE", "Job", "TickLine", "next_slot", "parse_job", "tick_argv"]
+__all__ = [
+    "SCHEDULABLE",
+    "Job",
+    "TickLine",
+    "next_slot",
+    "parse_job",
+    "passed_through",
+    "tick_argv",
+]
 
 # The commands that write a dataset incrementally; anything else has no business repeating.
 SCHEDULABLE = (("ingest", "posts"), ("ingest", "fleet"), ("tokenize",))
@@ -75,15 +84,42 @@ def _flag_value(args: Sequence[str], flag: str) -> str | None:
     return value
 
 
-def tick_argv(job: Job, *, run_id: str, lock_wait: str, lock_ttl: str) -> list[str]:
+def tick_argv(
+    job: Job, *, run_id: str, lock_wait: str, lock_ttl: str, progress: str = "off"
+) -> list[str]:
     """The tick's command line (after ``shardsmith``): the job, ``--incremental``, its run id.
 
-    The schedule's ``--lock-wait`` / ``--lock-ttl`` go first, so the job's own, if given, win.
+    The schedule's ``--lock-wait`` / ``--lock-ttl`` / ``--progress`` go first, so the job's
+    own, if given, win. (A tick's stderr is a file: ``--progress off`` keeps plain progress
+    lines out of it; stall warnings still come.)
     """
     own = ["--run-id", run_id, "--lock-wait", lock_wait, "--lock-ttl", lock_ttl]
+    own += ["--progress", progress]
     if "--incremental" not in job.args:
         own.append("--incremental")
     return [*job.verb, *own, *job.args]
+
+
+def passed_through(line: str, tick: int, *, progress: bool) -> str | None:
+    """What the tick log shows of one line a tick wrote on stderr, as it comes (None: nothing).
+
+    A stall warning always (a stuck tick must be visible before it ends); with ``progress``,
+    the tick's JSON progress objects too, each with ``"tick": N`` added.
+    """
+    text = line.strip()
+    if text.startswith("{") and '"stage"' in text:
+        if not progress:
+            return None
+        try:
+            update = json.loads(text)
+        except ValueError:
+            return None
+        if not isinstance(update, dict):
+            return None
+        return json.dumps({"tick": tick, **update})
+    if text.startswith("shardsmith: warning: no progress"):
+        return f"tick {tick}: {text[len('shardsmith: ') :]}"
+    return None
 
 
 def next_slot(elapsed: float, every: float, last: int) -> tuple[int, float]:

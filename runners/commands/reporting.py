@@ -3,25 +3,44 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import Callable
 from typing import Any
 
+from runners.progress import ProgressDisplay, showing
+
+log = logging.getLogger(__name__)
+
+
+def progress_display(args) -> ProgressDisplay:
+    """The ``ProgressDisplay`` of ``--progress`` and ``--stall-warning``."""
+    from runners.errors import UserError
+    from runners.units import parse_duration
+
+    stall = parse_duration(args.stall_warning, "--stall-warning").total_seconds()
+    if stall < 0:
+        raise UserError(f"--stall-warning {args.stall_warning!r}: expected a duration >= 0")
+    return ProgressDisplay(mode=args.progress, stall_s=stall)
+
 
 def run_and_report(what: str, args, run: Callable[..., Any], config, run_id: str) -> int:
-    """Run ``run(config, options, run_id=...)`` on the runner the flags chose, with a progress
-    line, and print its report; 1 when the run committed nothing because of rejects. (``run``
-    sizes the runner once it has planned: a small input runs in this process.)"""
-    from runners.console import print_report, progress
+    """Run ``run(config, options, run_id=...)`` on the runner the flags chose, showing its
+    progress as ``--progress`` / ``--stall-warning`` say, and print its report; 1 when the
+    run committed nothing because of rejects. (``run`` sizes the runner once it has planned:
+    a small input runs in this process.)"""
+    from runners.console import print_report
     from runners.execute import RunFailed
     from runners.options import describe_runner, runner_options
 
     options = runner_options(args)
+    display = progress_display(args)
     if getattr(args, "own_process", False):
         # What is loaded by now (Beam, pyarrow, the pipeline's modules) lives until exit:
         # the collections the run triggers need not walk it again and again.
         gc.freeze()
     try:
-        with progress(f"{what} ({describe_runner(options)})", None):
+        with showing(display):
+            log.info("%s (%s)", what, describe_runner(options))
             report = run(config, options, run_id=run_id)
     except RunFailed as failed:
         print_report(failed.report)

@@ -19,6 +19,7 @@ import time
 from datetime import datetime, timezone
 
 from runners.errors import UserError
+from runners.schedule import passed_through
 
 # After a second signal the tick gets SIGTERM; if it has not ended after this, SIGKILL.
 _GRACE_S = 30.0
@@ -52,6 +53,7 @@ def schedule(args) -> int:
         lock_wait=args.lock_wait,
         lock_ttl=args.lock_ttl,
         verbose=args.verbose,
+        progress=args.progress,
     ).run()
 
 
@@ -61,7 +63,9 @@ def _say(line: str) -> None:
 
 
 class _Scheduler:
-    def __init__(self, job, storage_options, *, every, max_ticks, lock_wait, lock_ttl, verbose):
+    def __init__(
+        self, job, storage_options, *, every, max_ticks, lock_wait, lock_ttl, verbose, progress
+    ):
         self._job = job
         self._storage_options = storage_options
         self._every = every
@@ -69,6 +73,7 @@ class _Scheduler:
         self._lock_wait = lock_wait
         self._lock_ttl = lock_ttl
         self._verbose = verbose
+        self._progress = progress
         # Written by the signal handler, read by the loop: the handler itself does no I/O and
         # takes no lock, so it cannot deadlock or interleave with a line being written.
         self._signals: list[int] = []
@@ -123,7 +128,11 @@ class _Scheduler:
             "runners.cli",
             *(["-v"] if self._verbose else []),
             *tick_argv(
-                self._job, run_id=run_id, lock_wait=self._lock_wait, lock_ttl=self._lock_ttl
+                self._job,
+                run_id=run_id,
+                lock_wait=self._lock_wait,
+                lock_ttl=self._lock_ttl,
+                progress=self._progress,
             ),
         ]
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -132,7 +141,7 @@ class _Scheduler:
             child = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, process_group=0
             )
-            rc = self._wait(child, n)
+            rc = self._wait(child, n, _Follow(err, n, progress=self._progress == "json"))
             out.seek(0)
             err.seek(0)
             said = err.read().decode("utf-8", "replace")
@@ -150,14 +159,16 @@ class _Scheduler:
         status, counts, detail = _classify(rc, report, last, problem)
         return TickLine(n, started, status, version, time.monotonic() - t0, counts, detail)
 
-    def _wait(self, child: subprocess.Popen, n: int) -> int:
+    def _wait(self, child: subprocess.Popen, n: int, follow: _Follow) -> int:
         seen = 0
         kill_at = None
         while True:
             try:
-                return child.wait(timeout=_POLL_S)
+                rc = child.wait(timeout=_POLL_S)
+                follow.poll()
+                return rc
             except subprocess.TimeoutExpired:
-                pass
+                follow.poll()
             if len(self._signals) > seen:
                 seen = len(self._signals)
                 name = signal.Signals(self._signals[-1]).name
@@ -220,6 +231,30 @@ class _Scheduler:
         except (OSError, ManifestError) as exc:
             # The tick's line says so; the next tick reads the dataset afresh.
             return None, f"could not read the outcome from the dataset: {exc}"
+
+
+class _Follow:
+    """Reads what a tick writes on stderr (a file) as it comes; passes on what the tick log
+    shows (``runners.schedule.passed_through``). The file is read again whole at the end."""
+
+    def __init__(self, err, tick: int, *, progress: bool):
+        self._err, self._tick, self._progress = err, tick, progress
+        self._offset = 0
+        self._partial = b""
+
+    def poll(self) -> None:
+        # pread: the tick writes through the same open file, so its offset must not move.
+        data = b""
+        while chunk := os.pread(self._err.fileno(), 1 << 20, self._offset + len(data)):
+            data += chunk
+        self._offset += len(data)
+        *lines, self._partial = (self._partial + data).split(b"\n")
+        for line in lines:
+            shown = passed_through(
+                line.decode("utf-8", "replace"), self._tick, progress=self._progress
+            )
+            if shown is not None:
+                _say(shown)
 
 
 def _signal_group(child: subprocess.Popen, sig: int) -> None:

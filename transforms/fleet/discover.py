@@ -48,6 +48,11 @@ class SessionSpec:
         return out + [f for f in (self.telemetry, self.event) if f]
 
     @property
+    def size(self) -> int:
+        """Bytes of all the session's files."""
+        return sum(self.sizes[u][0] for u in self.files if u in self.sizes)
+
+    @property
     def key(self) -> str:
         return f"{self.vehicle_id or '-'}/{self.session_id}"
 

@@ -58,11 +58,13 @@ class FleetOptions:
 
 @dataclass
 class WindowPiece:
-    """What one step of a session produced: at most one row, rejects, counts."""
+    """What one step of a session produced: at most one row, rejects, counts, and how much
+    of the session's time is done with it (0 to 1; for progress reports)."""
 
     row: dict | None = None
     rejects: list[dict] = field(default_factory=list)
     tally: Counter = field(default_factory=Counter)
+    session_done: float = 0.0
 
 
 def clip_id(spec: SessionSpec, window: int) -> str:
@@ -181,6 +183,7 @@ def ingest_session(
                 cut,
                 parts,
                 t0=t0,
+                span_us=t_end - t0,
                 window_us=window_us,
                 skip_clip_ids=skip_clip_ids,
                 event=event,
@@ -199,7 +202,7 @@ def _resampled(tel: Telemetry | None, samples: np.ndarray) -> dict:
     return {"ts_us": samples.tolist(), **values}
 
 
-def _pieces(spec, held, cut, parts, *, t0, window_us, skip_clip_ids, event, tel, moments):
+def _pieces(spec, held, cut, parts, *, t0, span_us, window_us, skip_clip_ids, event, tel, moments):
     """The pieces of the windows ``held`` (and of the runs without any between them), in
     order; ``parts`` gives the cameras' parts of each window of ``cut``, in order."""
     cut_at = iter(cut)
@@ -214,8 +217,9 @@ def _pieces(spec, held, cut, parts, *, t0, window_us, skip_clip_ids, event, tel,
                 "no_frames",
                 f"no camera has a frame in these {k - before - 1} windows",
             )
+            gap.session_done = min(1.0, k * window_us / span_us)
             yield gap
-        piece = WindowPiece()
+        piece = WindowPiece(session_done=min(1.0, (k + 1) * window_us / span_us))
         piece.tally["records_in"] += 1
         if clip_id(spec, k) in skip_clip_ids:
             piece.tally["deduplicated:clip_id"] += 1

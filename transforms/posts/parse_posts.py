@@ -19,6 +19,7 @@ from transforms.posts.lines import read_lines
 from transforms.posts.parse import Chunk, ParseOptions, parse_line, parse_user_compliance_line
 from transforms.posts.repeats import SeenPosts
 from transforms.posts.rows import rows_to_table
+from transforms.progress import ProgressTarget, Reporter
 
 __all__ = ["USER_IDS", "ParsePosts", "ParsedChunk", "parse_source"]
 
@@ -136,29 +137,53 @@ def parse_source(
 
 
 class _ParseSourceFn(beam.DoFn):
-    def __init__(self, options, storage_options, limits):
+    def __init__(self, options, storage_options, limits, progress):
         self._options = options
         self._storage_options = storage_options
         self._limits = limits  # max_line_bytes and the decompression limits
+        self._progress = progress
+
+    def setup(self):
+        self._reporter = Reporter(self._progress)
+
+    def teardown(self):
+        self._reporter.close()
 
     def process(self, element):
         uri, ids = (element, None) if isinstance(element, str) else element
+        reporter = self._reporter
+        reporter.start(uri)
         try:
             with fsspec.open(uri, "rb", **self._storage_options) as raw:
-                yield from parse_source(
+                read = 0
+                for chunk in parse_source(
                     raw,
                     uri,
                     self._options,
                     drop_repeats=True,
                     user_ids=ids == USER_IDS,
                     **self._limits,
-                )
+                ):
+                    # Bytes of the file itself (compressed, as the plan counts them): where the
+                    # reader is in it. Once per chunk of thousands of lines.
+                    at = _position(raw, read)
+                    reporter.add(uri, bytes=at - read, records=chunk.tally.get("records_in", 0))
+                    read = at
+                    yield chunk
         except (OSError, EOFError, ValueError, zstandard.ZstdError) as exc:
             # A file that breaks off (truncated gzip, unreadable) keeps what was read before;
             # the break itself is one reject naming the file.
             chunk = Chunk(uri)
             chunk.reject("file", "read_error", f"{type(exc).__name__}: {exc}", b"")
             yield _finish(chunk)
+        reporter.done(uri)
+
+
+def _position(raw, default: int) -> int:
+    try:
+        return raw.tell()
+    except (OSError, ValueError):
+        return default  # a stream that cannot tell: the source counts whole when it is done
 
 
 class ParsePosts(beam.PTransform):
@@ -177,6 +202,8 @@ class ParsePosts(beam.PTransform):
             ``decompressed_too_large`` reject (default ``None``: no absolute cap).
         max_expansion: likewise for one expanding more than this many times its compressed
             size once 16 MiB came out (default 200; ``None``: off). See ``open_decompressed``.
+        progress: where to report the bytes and records read, per source (default: nowhere;
+            see ``transforms.progress``).
 
     Example::
 
@@ -192,6 +219,7 @@ class ParsePosts(beam.PTransform):
         max_line_bytes: int = 16 << 20,
         max_decompressed_bytes: int | None = None,
         max_expansion: float | None = MAX_EXPANSION,
+        progress: ProgressTarget | None = None,
     ):
         super().__init__()
         if max_line_bytes < 1:
@@ -207,7 +235,7 @@ class ParsePosts(beam.PTransform):
             "max_decompressed_bytes": max_decompressed_bytes,
             "max_expansion": max_expansion,
         }
-        self._fn = _ParseSourceFn(options, dict(storage_options or {}), limits)
+        self._fn = _ParseSourceFn(options, dict(storage_options or {}), limits, progress)
 
     def expand(self, uris):
         return uris | "Redistribute" >> beam.Reshuffle() | "Parse" >> beam.ParDo(self._fn)

@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 
 from catalog.staging import StagedRows, staging_dir, write_staged
 from catalog.storage import open_url
+from transforms.progress import ProgressTarget, Reporter
 from transforms.read_shards import read_row_group, row_groups
 from transforms.run_report import tally
 from transforms.tokenize.documents import (
@@ -86,6 +87,7 @@ class TokenizedChunk:
 
     pieces: list[tuple[int, pa.Table | StagedRows]] = field(default_factory=list)
     tally: dict[str, int] = field(default_factory=dict)
+    tokens: int = 0  # in the documents (for progress reports)
 
 
 def _stage(chunk: TokenizedChunk, fs, root: str, path: str) -> TokenizedChunk:
@@ -96,7 +98,7 @@ def _stage(chunk: TokenizedChunk, fs, root: str, path: str) -> TokenizedChunk:
         return chunk
     write_staged(fs, root, path, [table for _, table in chunk.pieces])
     pieces = [(shard, StagedRows(path, b)) for b, (shard, _) in enumerate(chunk.pieces)]
-    return TokenizedChunk(pieces, chunk.tally)
+    return TokenizedChunk(pieces, chunk.tally, chunk.tokens)
 
 
 def _staged_name(run_id: str, *parts) -> str:
@@ -116,8 +118,9 @@ def tokenize_rendered(
     docs = docs_table(rendered, keys, label, ids)
     pieces = [(0, docs)] if opts.shards == 1 else _by_shard(docs, keys % np.uint64(opts.shards))
     written = sum(rendered.records)
+    tokens = pc.sum(pc.list_value_length(docs.column("input_ids"))).as_py() or 0
     return TokenizedChunk(
-        pieces, tally(records_in=records_in, written=written, skipped=rendered.skipped)
+        pieces, tally(records_in=records_in, written=written, skipped=rendered.skipped), tokens
     )
 
 
@@ -139,11 +142,20 @@ def _by_shard(docs: pa.Table, shard: np.ndarray) -> list[tuple[int, pa.Table]]:
 class _ReadFn(beam.DoFn):
     """Reads one row group of one input: ``(input index, path, row group) -> table``."""
 
-    def __init__(self, inputs, storage_options, columns):
+    def __init__(self, inputs, storage_options, columns, progress=None):
         self._inputs, self._storage_options, self._columns = inputs, storage_options, columns
+        self._progress = progress
 
     def setup(self):
         self._fs = [open_url(i.url, self._storage_options) for i in self._inputs]
+        self._reporter = Reporter(self._progress)
+
+    def teardown(self):
+        self._reporter.close()
+
+    def _key(self, unit) -> str:
+        # The file's URI in the plan's sources (pipelines.tokenize.plan).
+        return f"{self._inputs[unit[0]].label}/{unit[1]}"
 
     def _read(self, unit) -> pa.Table:
         i, path, index = unit
@@ -170,8 +182,8 @@ class _Stager:
 
 
 class _TokenizeRowGroupFn(_ReadFn):
-    def __init__(self, inputs, storage_options, opts: DocumentOptions, stage_to):
-        super().__init__(inputs, storage_options, _COLUMNS)
+    def __init__(self, inputs, storage_options, opts: DocumentOptions, stage_to, progress=None):
+        super().__init__(inputs, storage_options, _COLUMNS, progress)
         self._opts = opts
         self._stager = _Stager(stage_to, storage_options)
 
@@ -183,6 +195,8 @@ class _TokenizeRowGroupFn(_ReadFn):
     def process(self, unit):
         i, path, _ = unit
         spec = self._inputs[i]
+        key = self._key(unit)
+        self._reporter.start(key)
         table = self._read(unit)
         if spec.kind == "clips":
             special = self._opts.tokenizer.special_ids
@@ -192,6 +206,7 @@ class _TokenizeRowGroupFn(_ReadFn):
         chunk = tokenize_rendered(
             rendered, spec.kind, spec.label, self._opts, self._tok, table.num_rows
         )
+        self._reporter.stop(key, rows=table.num_rows, tokens=chunk.tokens)
         yield self._stager.staged(chunk, *unit)
 
 
@@ -211,12 +226,15 @@ def _post_documents(table: pa.Table, path: str, spec: InputVersion) -> Rendered:
 class _ThreadBucketsFn(_ReadFn):
     """Posts of one row group, split by a hash of their thread so that whole threads meet."""
 
-    def __init__(self, inputs, storage_options):
-        super().__init__(inputs, storage_options, {"posts": _COLUMNS["threads"]})
+    def __init__(self, inputs, storage_options, progress=None):
+        super().__init__(inputs, storage_options, {"posts": _COLUMNS["threads"]}, progress)
 
     def process(self, unit):
         i, path, _ = unit
+        key = self._key(unit)
+        self._reporter.start(key)
         table = self._read(unit)
+        self._reporter.stop(key, rows=table.num_rows)
         table = table.append_column("source", pa.array([path] * table.num_rows, pa.string()))
         thread = pc.coalesce(table.column("conversation_id"), table.column("post_id"))
         bucket = shuffle_keys(0, "thread", thread.to_pylist()) % np.uint64(_THREAD_BUCKETS)
@@ -225,13 +243,18 @@ class _ThreadBucketsFn(_ReadFn):
 
 
 class _TokenizeThreadsFn(beam.DoFn):
-    def __init__(self, inputs, opts: DocumentOptions, stage_to, storage_options):
+    def __init__(self, inputs, opts: DocumentOptions, stage_to, storage_options, progress=None):
         self._inputs, self._opts = inputs, opts
         self._stager = _Stager(stage_to, storage_options)
+        self._progress = progress
 
     def setup(self):
         self._stager.setup()
         self._tok = self._opts.tokenizer.backend()
+        self._reporter = Reporter(self._progress)
+
+    def teardown(self):
+        self._reporter.close()
 
     def process(self, element):
         (i, bucket), tables = element
@@ -241,6 +264,8 @@ class _TokenizeThreadsFn(beam.DoFn):
         chunk = tokenize_rendered(
             rendered, "threads", spec.label, self._opts, self._tok, table.num_rows
         )
+        # Threads count only tokens: their rows were counted when read (no planned source).
+        self._reporter.add(f"threads of {spec.label}", tokens=chunk.tokens)
         yield self._stager.staged(chunk, "threads", i, bucket)
 
 
@@ -276,6 +301,8 @@ class TokenizeDocuments(beam.PTransform):
         opts: tokenizer, seed, shards, patch size, threads.
         storage_options: fsspec options for the inputs and ``stage_to`` (never stored).
         stage_to: stage the documents there instead of passing them through Beam.
+        progress: where to report the rows read and tokens made, per input file (default:
+            nowhere; see ``transforms.progress``).
     """
 
     def __init__(
@@ -285,6 +312,7 @@ class TokenizeDocuments(beam.PTransform):
         *,
         storage_options: Mapping[str, Any] | None = None,
         stage_to: StageTo | None = None,
+        progress: ProgressTarget | None = None,
     ):
         super().__init__()
         if opts.shards < 1:
@@ -295,8 +323,10 @@ class TokenizeDocuments(beam.PTransform):
         self._opts = opts
         self._storage_options = dict(storage_options or {})
         self._stage_to = stage_to
+        self._progress = progress
 
     def expand(self, pbegin):
+        progress = self._progress
         so = self._storage_options
         files = [(i, path) for i, spec in enumerate(self._inputs) for path in spec.files]
         units = (
@@ -307,7 +337,7 @@ class TokenizeDocuments(beam.PTransform):
         )
         if not self._opts.threads:
             return units | "Tokenize" >> beam.ParDo(
-                _TokenizeRowGroupFn(self._inputs, so, self._opts, self._stage_to)
+                _TokenizeRowGroupFn(self._inputs, so, self._opts, self._stage_to, progress)
             )
         # Threads need every post of a conversation in one place: posts datasets go through a
         # grouping by thread first; clips are tokenized as they are.
@@ -316,14 +346,18 @@ class TokenizeDocuments(beam.PTransform):
         posts = units | "PostUnits" >> beam.Filter(lambda u: u[0] not in clip_inputs)
         threads = (
             posts
-            | "ByThread" >> beam.ParDo(_ThreadBucketsFn(self._inputs, so))
+            | "ByThread" >> beam.ParDo(_ThreadBucketsFn(self._inputs, so, progress))
             | "GroupThreads" >> beam.GroupByKey()
             | "TokenizeThreads"
-            >> beam.ParDo(_TokenizeThreadsFn(self._inputs, self._opts, self._stage_to, so))
+            >> beam.ParDo(
+                _TokenizeThreadsFn(self._inputs, self._opts, self._stage_to, so, progress)
+            )
         )
         return (
             threads,
             clips
             | "TokenizeClips"
-            >> beam.ParDo(_TokenizeRowGroupFn(self._inputs, so, self._opts, self._stage_to)),
+            >> beam.ParDo(
+                _TokenizeRowGroupFn(self._inputs, so, self._opts, self._stage_to, progress)
+            ),
         ) | "AllDocuments" >> beam.Flatten()
