@@ -1,9 +1,11 @@
-"""Pictures to look at instead of byte columns: contact sheets of clips, and histograms.
+"""Pictures to look at instead of byte columns: contact sheets of clips.
 
-Both functions draw with Pillow only and write a PNG. Each returns a layout that says where
-everything went, in PNG pixel coordinates, as ``(left, top, right, bottom)`` boxes with the right
-and bottom edges exclusive (the convention of ``Image.crop`` and of ``array[top:bottom,
-left:right]``), so a test or a notebook can find any frame or bar in the picture.
+A grid of frames is Pillow's job: ``contact_sheet`` pastes decoded JPEGs and labels them, and
+writes a PNG. (Plots with axes -- histograms -- are drawn by matplotlib: ``catalog.plots``.)
+It returns a layout that says where everything went, in PNG pixel coordinates, as
+``(left, top, right, bottom)`` boxes with the right and bottom edges exclusive (the convention
+of ``Image.crop`` and of ``array[top:bottom, left:right]``), so a test or a notebook can find
+any frame in the picture.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any, BinaryIO, Literal
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["Cell", "HistogramLayout", "SheetLayout", "contact_sheet", "histogram"]
+__all__ = ["Cell", "SheetLayout", "contact_sheet"]
 
 Box = tuple[int, int, int, int]
 CellStatus = Literal["ok", "undecodable", "missing"]
@@ -37,7 +39,6 @@ _BLACK = (0, 0, 0)
 _BLANK = (160, 160, 160)  # missing frame or camera
 _BROKEN = (200, 0, 0)  # undecodable frame
 _HEADER_BG = (48, 48, 48)
-_BAR = (70, 110, 170)
 
 # A frame that Pillow cannot decode raises one of these (UnidentifiedImageError is an OSError,
 # a truncated stream raises OSError on load); anything else is a bug and should propagate.
@@ -84,28 +85,6 @@ class SheetLayout:
     size: tuple[int, int]
     cells: tuple[Cell, ...]
     headers: tuple[tuple[str, Box], ...]
-
-
-@dataclass(frozen=True)
-class HistogramLayout:
-    """What ``histogram`` drew.
-
-    Attributes:
-        size: the PNG's ``(width, height)`` in pixels.
-        counts: values per bin (``numpy.histogram``: bins are half-open except the last).
-        edges: the ``bins + 1`` bin edges, in the values' unit.
-        plot_box: the area bars are drawn in; the axes are the lines just left of and below it.
-        bars: one box per bin; an empty bin has a zero-height box on the x axis.
-        stats: ``n``, ``mean``, ``min``, ``p50``, ``p90``, ``p99`` and ``max`` of the values
-            (percentiles by linear interpolation, as ``numpy.percentile``).
-    """
-
-    size: tuple[int, int]
-    counts: tuple[int, ...]
-    edges: tuple[float, ...]
-    plot_box: Box
-    bars: tuple[Box, ...]
-    stats: Mapping[str, float]
 
 
 def contact_sheet(
@@ -208,145 +187,6 @@ def contact_sheet(
         y += _CLIP_GAP - _GAP
     _save_png(sheet, path)
     return SheetLayout((width, height), tuple(cells), tuple(headers))
-
-
-def histogram(
-    values: Sequence[float] | np.ndarray,
-    path: str | os.PathLike[str] | BinaryIO,
-    *,
-    title: str,
-    xlabel: str = "",
-    bins: int = 40,
-    width: int = 800,
-    height: int = 400,
-    log_y: bool = False,
-) -> HistogramLayout:
-    """Draw a bar histogram of ``values`` and write it as a PNG.
-
-    The picture has the title and a summary line (n, mean, p50, p90, p99, max) at the top, the
-    bars (``numpy.histogram`` bins of equal width from the minimum to the maximum), the largest
-    bin count at the top of the y axis and 0 at its bottom, ticks on the x axis at the minimum,
-    median, 99th percentile and maximum (labels that would overlap go on a second line), and
-    ``xlabel`` below. A non-empty bin is at least one pixel tall.
-
-    Example::
-
-        sizes = [len(f) for row in rows for cam in row["cameras"] for f in cam["frames"]]
-        histogram(sizes, "frame_bytes.png", title="JPEG frame size", xlabel="bytes", log_y=True)
-
-    Args:
-        values: finite numbers, any shape (flattened).
-        path: a local file path, or a writable binary file object, for the PNG.
-        title: the line at the top.
-        xlabel: the x axis' caption (the values' unit); default none.
-        bins: number of equal-width bins, >= 1 and at most the plot's width in pixels.
-            Default 40.
-        width / height: the PNG's size in pixels, >= 200 x 150. Default 800 x 400.
-        log_y: bar heights proportional to ``log10(1 + count)`` instead of the count, for
-            long-tailed data; default False.
-
-    Returns:
-        a ``HistogramLayout`` with the counts, the bin edges and the box of every bar.
-
-    Raises:
-        ValueError: no values, NaN or infinite values, or bad options.
-    """
-    bins = _check_int("bins", bins, 1)
-    width = _check_int("width", width, 200)
-    height = _check_int("height", height, 150)
-    if not isinstance(title, str) or not isinstance(xlabel, str):
-        raise TypeError(f"title={title!r}, xlabel={xlabel!r}: expected strings")
-    try:
-        arr = np.asarray(values, dtype=np.float64).ravel()
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"histogram: values must be numbers ({e})") from e
-    if arr.size == 0:
-        raise ValueError("histogram: values is empty; expected at least one number")
-    bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
-    if bad:
-        raise ValueError(f"histogram: {bad} of {arr.size} values are NaN or infinite")
-
-    counts, edges = np.histogram(arr, bins=bins)
-    p50, p90, p99 = (float(v) for v in np.percentile(arr, [50, 90, 99]))
-    stats = {
-        "n": float(arr.size),
-        "mean": float(arr.mean()),
-        "min": float(arr.min()),
-        "p50": p50,
-        "p90": p90,
-        "p99": p99,
-        "max": float(arr.max()),
-    }
-
-    font = _font()
-    th = _text_height(font)
-    pad = 6
-    ymax_text = str(int(counts.max()))
-    left = pad + max(_text_width(font, ymax_text), _text_width(font, "0")) + 6
-    right = width - 12
-    top = pad + 2 * (th + 3) + 8
-    bottom = height - pad - (th + 2 if xlabel else 0) - 2 * (th + 2) - 5
-    plot_w, plot_h = right - left, bottom - top
-    if bins > plot_w:
-        raise ValueError(f"bins={bins}: more than the plot's {plot_w} px width; use fewer bins")
-
-    img = Image.new("RGB", (width, height), _WHITE)
-    draw = ImageDraw.Draw(img)
-    draw.text((pad, pad), title, fill=_BLACK, font=font)
-    summary = "  ".join(
-        [f"n={arr.size}"] + [f"{k}={_fmt(stats[k])}" for k in ("mean", "p50", "p90", "p99", "max")]
-    )
-    if log_y:
-        summary += "   [log y]"
-    draw.text((pad, pad + th + 3), summary, fill=_BLACK, font=font)
-
-    scale = np.log10(1.0 + counts) if log_y else counts.astype(np.float64)
-    top_value = float(scale.max())  # > 0: there is at least one value
-    bars: list[Box] = []
-    for i, count in enumerate(counts):
-        x0 = left + i * plot_w // bins
-        x1 = left + (i + 1) * plot_w // bins
-        if x1 - x0 >= 3:  # a one-pixel gap keeps neighbouring bars apart when there is room
-            x1 -= 1
-        h = round(float(scale[i]) / top_value * plot_h)
-        if count > 0:  # a rare bin must stay visible next to a huge one
-            h = max(h, 1)
-        box = (x0, bottom - h, x1, bottom)
-        bars.append(box)
-        if h > 0:
-            draw.rectangle(_inclusive(box), fill=_BAR)
-    # The axes sit just outside the plot box, so every pixel inside it belongs to a bar or not.
-    draw.line([(left - 1, top), (left - 1, bottom)], fill=_BLACK)
-    draw.line([(left - 1, bottom), (right - 1, bottom)], fill=_BLACK)
-    ymax_w = _text_width(font, ymax_text)
-    draw.text((left - 4 - ymax_w, top), ymax_text, fill=_BLACK, font=font)
-    draw.text((left - 4 - _text_width(font, "0"), bottom - th), "0", fill=_BLACK, font=font)
-
-    span = float(edges[-1] - edges[0])
-    line_ends = [-width, -width]  # right end of the last tick label on each of the two lines
-    for name in ("min", "p50", "p99", "max"):
-        x = left + round((stats[name] - float(edges[0])) / span * (plot_w - 1))
-        draw.line([(x, bottom), (x, bottom + 4)], fill=_BLACK)
-        text = f"{name} {_fmt(stats[name])}"
-        tw = _text_width(font, text)
-        tx = min(max(0, x - tw // 2), width - tw)
-        free = [n for n, end in enumerate(line_ends) if tx >= end + 4]
-        line = free[0] if free else int(np.argmin(line_ends))
-        line_ends[line] = tx + tw
-        draw.text((tx, bottom + 6 + line * (th + 2)), text, fill=_BLACK, font=font)
-    if xlabel:
-        xy = (left + (plot_w - _text_width(font, xlabel)) // 2, bottom + 6 + 2 * (th + 2))
-        draw.text(xy, xlabel, fill=_BLACK, font=font)
-
-    _save_png(img, path)
-    return HistogramLayout(
-        size=(width, height),
-        counts=tuple(int(c) for c in counts),
-        edges=tuple(float(e) for e in edges),
-        plot_box=(left, top, right, bottom),
-        bars=tuple(bars),
-        stats=stats,
-    )
 
 
 # --- contact sheet internals -------------------------------------------------------------------
@@ -508,12 +348,6 @@ def _inclusive(box: Box) -> tuple[int, int, int, int]:
     """``ImageDraw.rectangle`` includes its right and bottom edges; our boxes exclude them."""
     left, top, right, bottom = box
     return left, top, right - 1, bottom - 1
-
-
-def _fmt(value: float) -> str:
-    if float(value).is_integer() and abs(value) < 1e12:
-        return str(int(value))
-    return f"{value:.4g}"
 
 
 def _to_us(value: Any, what: str) -> int:

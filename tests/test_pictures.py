@@ -1,4 +1,4 @@
-"""Contact sheets and histograms: the PNG shows what the layout says, pixel for pixel."""
+"""Contact sheets: the PNG shows what the layout says, pixel for pixel."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-from catalog.pictures import contact_sheet, histogram
+from catalog.pictures import contact_sheet
 from schemas import CLIPS
 
 T0 = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.timezone.utc)
@@ -200,45 +200,3 @@ def test_bad_input_raises():
         contact_sheet(rows, BytesIO(), cell_width=-3)
     with pytest.raises(ValueError, match="start_time"):
         contact_sheet([{"clip_id": "x", "cameras": []}], BytesIO())
-
-
-def test_histogram_bars_match_counts(tmp_path):
-    png = tmp_path / "hist.png"
-    rng = np.random.default_rng(3)
-    values = np.concatenate([rng.normal(10, 2, 900), rng.uniform(0, 40, 100)])
-    layout = histogram(values, png, title="sizes", xlabel="KiB", bins=20, width=640, height=320)
-
-    img = np.asarray(Image.open(png).convert("RGB"))
-    assert Image.open(png).size == layout.size == (640, 320)
-    assert sum(layout.counts) == len(values) and len(layout.edges) == 21
-    np.testing.assert_array_equal(layout.counts, np.histogram(values, bins=20)[0])
-    heights = [b[3] - b[1] for b in layout.bars]
-    mode = int(np.argmax(layout.counts))
-    assert heights.index(max(heights)) == mode
-    assert heights[mode] == layout.plot_box[3] - layout.plot_box[1]
-    background = np.array([255, 255, 255])
-    for count, (left, top, right, bottom) in zip(layout.counts, layout.bars, strict=True):
-        bar = img[top:bottom, left:right]
-        if count:
-            assert bar.size and (bar != background).any(axis=2).all()
-        else:
-            assert top == bottom
-    # Above the mode's neighbour there is only background inside the plot box.
-    left, top, right, _ = layout.bars[mode - 3]
-    assert (img[layout.plot_box[1] : top, left:right] == background).all()
-    assert layout.stats["n"] == len(values) and layout.stats["max"] == values.max()
-
-
-def test_histogram_log_y_and_errors():
-    values = [1.0] * 1000 + [5.0]
-    lin = histogram(values, BytesIO(), title="t", bins=4)
-    log = histogram(values, BytesIO(), title="t", bins=4, log_y=True)
-    assert lin.counts == log.counts == (1000, 0, 0, 1)
-    assert lin.bars[3][3] - lin.bars[3][1] == 1  # a single value still shows
-    assert log.bars[3][3] - log.bars[3][1] > 10 * (lin.bars[3][3] - lin.bars[3][1])
-    with pytest.raises(ValueError, match="empty"):
-        histogram([], BytesIO(), title="t")
-    with pytest.raises(ValueError, match="NaN"):
-        histogram([1.0, float("nan")], BytesIO(), title="t")
-    with pytest.raises(ValueError, match="bins=0"):
-        histogram([1.0], BytesIO(), title="t", bins=0)

@@ -126,7 +126,7 @@ _HISTOGRAMS = {
 
 
 def _histogram(con, spec, path: str) -> None:
-    from catalog.pictures import histogram
+    from catalog.plots import PlotsUnavailable, histogram
 
     xlabel, sql = _HISTOGRAMS[spec.ds.kind]
     values = (
@@ -134,5 +134,10 @@ def _histogram(con, spec, path: str) -> None:
     )
     if not len(values):
         raise UserError(f"--histogram: version {spec.version} has nothing to count")
-    histogram(values, path, title=f"{spec.ds.url} v{spec.version}", xlabel=xlabel)
-    print(f"histogram: {path} ({len(values):,} values of {xlabel})")
+    try:
+        drawn = histogram(values, path, title=f"{spec.ds.url} v{spec.version}", xlabel=xlabel)
+    except PlotsUnavailable as exc:
+        raise UserError(f"--histogram: {exc}") from None
+    scales = [f"log {axis}" for axis, log in (("x", drawn.log_x), ("y", drawn.log_y)) if log]
+    scale = f", {' and '.join(scales)} scale" if scales else ""
+    print(f"histogram: {path} ({len(values):,} values of {xlabel}{scale})")

@@ -95,6 +95,7 @@ def demo(args) -> None:
     from pipelines.demo import ingest_demo_fleet, ingest_demo_posts, run_demo, tokenize_demo
     from runners.console import human_bytes, print_report, print_table, progress
     from runners.options import beam_options
+    from runners.progress import ProgressDisplay, showing
 
     with progress("generating samples", None) as advance:
         truths = run_demo(args.dir, seed=args.seed, progress=advance)
@@ -106,19 +107,21 @@ def demo(args) -> None:
         os.path.join(args.dir, "samples", "posts"), truths["posts"], print_table, human_bytes
     )
     print()
-    with progress("ingesting posts", None):
+    # Each run's own progress (bytes of the planned total, records/s, ETA) while it runs.
+    display = ProgressDisplay()
+    with showing(display):
         options = beam_options("local", None, [])
         report = ingest_demo_posts(args.dir, options)
     print_report(report)
     expected = len(truths["posts"]["expected_post_ids"])
     print(f"{report.records_written} posts written; the sample's truth expects {expected}")
     print()
-    with progress("ingesting fleet", None):
+    with showing(display):
         report = ingest_demo_fleet(args.dir, options)
     print_report(report)
     print(f"clips in {report.dataset}: one row per 2 s window of every session, all cameras")
     print()
-    with progress("tokenizing posts and clips", None):
+    with showing(display):
         report = tokenize_demo(args.dir, options)
     print_report(report)
     _print_first_batch(report.dataset)
@@ -127,7 +130,8 @@ def demo(args) -> None:
 
 def _print_pictures(directory: str) -> None:
     """A contact sheet of the first clips and the document-length histogram of the tokens."""
-    from catalog.pictures import contact_sheet, histogram
+    from catalog.pictures import contact_sheet
+    from catalog.plots import PlotsUnavailable, histogram
     from catalog.sql import connect
 
     datasets = os.path.join(directory, "datasets")
@@ -143,7 +147,15 @@ def _print_pictures(directory: str) -> None:
     sheet = os.path.join(directory, "contact-sheet.png")
     contact_sheet(clips.to_pylist(), sheet)
     plot = os.path.join(directory, "document-lengths.png")
-    histogram(lengths.column("n").to_numpy(), plot, title="tokens: document lengths", log_y=True)
+    try:
+        histogram(
+            lengths.column("n").to_numpy(),
+            plot,
+            title="tokens: document lengths",
+            xlabel="document length (tokens)",
+        )
+    except PlotsUnavailable as exc:
+        plot = f"no histogram ({exc})"
     print(f"pictures: {sheet} (2 clips, cameras x time), {plot}")
     print(
         f'try: shardsmith query {datasets}/posts "SELECT lang, count(*) FROM posts GROUP BY lang"'
