@@ -174,8 +174,9 @@ class Tally:
     """What the workers reported so far, added up against the plan (no threads, no I/O).
 
     ``feed(line)`` takes one report line (``transforms.progress``); ``snapshot(now)`` is the
-    update to show. A source's count never goes past its planned count (a retried bundle
-    reports its source again), and a source reported ``done`` counts as exactly its plan.
+    update to show. A unit's counts are the largest it reported (a bundle run again reports
+    the same totals again), a source's never go past its plan, and a source reported ``done``
+    counts as exactly its plan.
     """
 
     def __init__(self, plan: ProgressPlan, *, started: float):
@@ -183,74 +184,75 @@ class Tally:
         self.started = started
         self.last_report = started
         self.reports = 0
-        self._got: dict[str, dict[str, float]] = {}
+        self._units: dict[str, dict[str, dict[str, float]]] = {}  # key -> unit -> counts
         self._done: set[str] = set()
-        self._in_flight: dict[str, int] = {}
-        self._started_at: dict[str, float] = {}
-        self._counters: dict[str, float] = dict.fromkeys(plan.counters, 0)
+        self._in_flight: dict[tuple[str, str], float] = {}  # (key, unit) -> started at
         self._total = plan.total(plan.unit)
         self._files_total = plan.total("files")
         self._history: deque[tuple[float, float, float]] = deque()
-        self.stage = "read"
 
     def feed(self, line: str, now: float) -> None:
         try:
             report = json.loads(line)
-            key, event, counts = report["k"], report["ev"], report["n"]
-        except (ValueError, KeyError, TypeError):
+            key, unit, event, counts = report["k"], report["u"], report["ev"], report["n"]
+            counts = {str(name): float(n) for name, n in counts.items()}
+        except (ValueError, KeyError, TypeError, AttributeError):
             return  # a torn line of a worker that died mid-write
         self.reports += 1
         self.last_report = now
-        planned = self.plan.sources.get(key, {})
-        got = self._got.setdefault(key, {})
+        had = self._units.setdefault(key, {}).setdefault(unit, {})
         for name, n in counts.items():
-            if name in self._counters:
-                self._counters[name] += n
-            if name in planned:
-                got[name] = min(planned[name], got.get(name, 0) + n)
+            had[name] = max(had.get(name, 0), n)
         if event == "start":
-            self._in_flight[key] = self._in_flight.get(key, 0) + 1
-            self._started_at[key] = now
+            self._in_flight[key, unit] = now
         elif event in ("stop", "done"):
-            self._in_flight[key] = max(0, self._in_flight.get(key, 0) - 1)
+            self._in_flight.pop((key, unit), None)
             if event == "done":
                 self._done.add(key)
-                got.update(planned)
 
-    def _sum(self, counter: str) -> int:
-        return int(sum(got.get(counter, 0) for got in self._got.values()))
+    def _got(self, key: str, counter: str) -> float:
+        planned = self.plan.sources.get(key, {})
+        if key in self._done and counter in planned:
+            return planned[counter]
+        n = sum(c.get(counter, 0) for c in self._units.get(key, {}).values())
+        return min(n, planned[counter]) if counter in planned else n
+
+    def _sum(self, counter: str) -> float:
+        return sum(self._got(key, counter) for key in self._units)
 
     def all_read(self) -> bool:
         """Every planned source is read: reported ``done``, or all its planned units counted
         and nothing of it in flight."""
+        flying = {key for key, _ in self._in_flight}
         unit = self.plan.unit
         for key, planned in self.plan.sources.items():
             if key in self._done:
                 continue
-            got = self._got.get(key, {})
-            if self._in_flight.get(key) or key not in self._got:
+            if key in flying or key not in self._units:
                 return False
-            if got.get(unit, 0) < planned.get(unit, 0):
+            if self._got(key, unit) < planned.get(unit, 0):
                 return False
         return True
 
     def in_flight(self) -> tuple[str, float] | None:
         """The source started last of those still in flight, and when it started."""
-        flying = [(self._started_at[k], k) for k, n in self._in_flight.items() if n > 0]
-        if not flying:
+        if not self._in_flight:
             return None
-        at, key = max(flying)
+        (key, _), at = max(self._in_flight.items(), key=lambda item: item[1])
         return key, at
 
     def snapshot(self, now: float, *, finished: bool = False, stage: str | None = None):
         """The update at ``now``; ``finished``: the run ended well, so everything was read."""
-        done = self._sum(self.plan.unit)
-        files = self._sum("files") if self._files_total is not None else None
+        done = int(self._sum(self.plan.unit))
+        files = int(self._sum("files")) if self._files_total is not None else None
         if finished:
             done = self._total if self._total is not None else done
             files = self._files_total
-        first = next(iter(self._counters), None)
-        count = self._counters.get(first, 0) if first else 0
+        counters = {name: self._sum(name) for name in self.plan.counters}
+        for name, value in counters.items():
+            if float(value).is_integer():
+                counters[name] = int(value)
+        count = counters[self.plan.counters[0]] if counters else 0
         self._history.append((now, done, count))
         while len(self._history) > 2 and now - self._history[1][0] >= _RATE_WINDOW_S:
             self._history.popleft()
@@ -267,7 +269,6 @@ class Tally:
             rate, counter_rate, eta = done / elapsed, count / elapsed, 0.0
         if stage is None:
             stage = "write" if self.all_read() else "read"
-        self.stage = stage
         flying = self.in_flight()
         return Snapshot(
             stage=f"{self.plan.name}: {stage}",
@@ -279,7 +280,7 @@ class Tally:
             elapsed_s=now - self.started,
             files=files,
             files_total=self._files_total,
-            counters=dict(self._counters),
+            counters=counters,
             counter_rate=counter_rate,
             in_flight=flying[0] if flying else None,
         )

@@ -4,6 +4,7 @@ all started here, on 127.0.0.1 -- give identical dataset content."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -218,3 +219,38 @@ def test_runner_flags_are_checked():
     assert options.get_all_options()["runner"] == "FlinkRunner"
     with pytest.raises(UserError, match="unknown option --flink_mastr"):
         beam_options("flink", None, ["--flink_mastr=127.0.0.1:8081"])
+
+
+def test_progress_reaches_the_total_on_dask(samples, dask_cluster, tmp_path):
+    """Dask workers (other processes, started apart from this test) report to the run's
+    progress directory; the last JSON update has every byte and row of the plan."""
+    from test_progress import json_updates
+
+    from runners.progress import ProgressDisplay, showing
+
+    options = beam_options("dask", None, [], dask_address=dask_cluster)
+    out = io.StringIO()
+    with showing(ProgressDisplay(mode="json", stream=out)):
+        posts = run_posts(
+            IngestPostsConfig(
+                sources=(str(samples / "posts"),),
+                dataset=str(tmp_path / "posts"),
+                max_reject_rate=0.1,
+            ),
+            options,
+        )
+    last = json_updates(out.getvalue())[-1]
+    sizes = sum(p.stat().st_size for p in (samples / "posts").iterdir() if p.name[0] != "_")
+    assert last["done"] == last["total"] == sizes and last["records"] == posts.records_in
+
+    out = io.StringIO()
+    with showing(ProgressDisplay(mode="json", stream=out)):
+        tokens = run_tokenize(
+            TokenizeConfig(
+                inputs=(str(tmp_path / "posts"),), dataset=str(tmp_path / "tokens"), seq_len=64
+            ),
+            options,
+        )
+    last = json_updates(out.getvalue())[-1]
+    assert last["stage"] == "tokenize: finished" and last["tokens"] > 0
+    assert last["done"] == last["total"] == tokens.records_in == posts.records_written

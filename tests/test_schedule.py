@@ -18,7 +18,7 @@ import pytest
 from tablegen import read_version
 
 from catalog import Dataset, DatasetLock
-from runners.schedule import TickLine, next_slot, parse_job, tick_argv
+from runners.schedule import TickLine, next_slot, parse_job, passed_through, tick_argv
 from transforms.samples import PostsSampleConfig, generate_posts_sample
 
 BIN = Path(sys.executable).parent / "shardsmith"
@@ -369,3 +369,36 @@ def test_a_tick_is_one_line():
     assert quiet.format().endswith(
         "tick 4 nothing-new version 4: nothing new, nothing committed (2.0 s)"
     )
+
+
+def test_schedule_passes_progress_json_through_to_its_tick_log(sample, tmp_path):
+    source, _ = sample
+    proc = _schedule(
+        source, tmp_path / "posts", "--every", "1s", "--max-ticks", "1", "--progress", "json"
+    )
+    rc, lines = _finish(proc)
+    assert rc == 0, lines
+    updates = [json.loads(line) for line in lines if line.startswith("{")]
+    assert updates and all(u["tick"] == 1 and u["unit"] == "bytes" for u in updates)
+    last = updates[-1]
+    assert last["stage"] == "ingest posts: finished" and last["done"] == last["total"] > 0
+    assert [t.split(" version")[0] for t in _tick_lines(lines)] == ["tick 1 committed"]
+
+
+def test_what_a_tick_log_passes_through():
+    update = '{"stage": "tokenize: read", "done": 5, "total": 9, "unit": "rows"}'
+    assert json.loads(passed_through(update, 3, progress=True)) == {
+        "tick": 3,
+        **json.loads(update),
+    }
+    assert passed_through(update, 3, progress=False) is None
+    stall = "shardsmith: warning: no progress for 5m00s in stage tokenize: read; ..."
+    assert passed_through(stall, 2, progress=False) == (
+        "tick 2: warning: no progress for 5m00s in stage tokenize: read; ..."
+    )
+    assert passed_through("shardsmith: error: something else", 2, progress=True) is None
+    job = parse_job(["ingest", "posts", "/in", "--to", "/out"])
+    argv = tick_argv(job, run_id="r", lock_wait="0", lock_ttl="1m")
+    assert argv[argv.index("--progress") + 1] == "off"  # plain lines stay out of a tick's log
+    argv = tick_argv(job, run_id="r", lock_wait="0", lock_ttl="1m", progress="json")
+    assert argv[argv.index("--progress") + 1] == "json"

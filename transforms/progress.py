@@ -11,10 +11,14 @@ worker pool on it) can; a worker elsewhere finds no such directory and reports n
 Counting is per chunk, window or row group -- never per record -- so reporting costs a few
 dictionary updates per thousands of records, and one small write per half second.
 
-A line: ``{"k": KEY, "ev": EVENT, "n": {COUNTER: INCREMENT, ...}}`` where ``KEY`` names a
-source of the run's plan (a file, a session) and ``EVENT`` is ``start`` (a unit of it is in
-flight), ``add`` (counts only), ``stop`` (that unit ended) or ``done`` (the whole source is
-read: the driver counts it as its planned size, whatever was reported before).
+A line: ``{"k": KEY, "u": UNIT, "ev": EVENT, "n": {COUNTER: TOTAL, ...}}``. ``KEY`` names a
+source of the run's plan (a file, a session), ``UNIT`` a part of it processed on its own (a
+row group; ``""`` for a whole source), and ``n`` holds the unit's counts *so far* in this
+attempt, not increments: a bundle that runs again (a retry, or Beam's Dask runner computing a
+step once for each step that reads its output) reports the same totals again, and the driver
+keeps the largest, so nothing counts twice. ``EVENT`` is ``start`` (the unit is in flight),
+``at`` (counts only), ``stop`` (the unit ended) or ``done`` (the whole source is read: the
+driver counts it as its planned size, whatever was reported before).
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ import json
 import os
 import time
 import uuid
-from collections import defaultdict
 from dataclasses import dataclass
 
 __all__ = ["ProgressTarget", "Reporter"]
@@ -60,54 +63,61 @@ class Reporter:
     def __init__(self, target: ProgressTarget | None):
         self._target = target
         self._fd: int | None = None
-        self._pending: dict[str, dict[str, float]] = defaultdict(dict)
+        self._totals: dict[tuple[str, str], dict[str, float]] = {}
+        self._dirty: set[tuple[str, str]] = set()
         self._events: list[str] = []
         self._last = time.monotonic()
         # A worker on another machine has no such directory: it reports nothing.
         self._on = target is not None and os.path.isdir(target.directory)
 
-    def start(self, key: str) -> None:
-        """A unit of ``key`` is in flight (written at once: it may block right after)."""
-        self._event(key, "start")
-
-    def add(self, key: str, **counts: float) -> None:
-        """Add ``counts`` (e.g. ``bytes=..., records=...``) to ``key``; written when due."""
+    def start(self, key: str, unit: str = "") -> None:
+        """``unit`` of source ``key`` is in flight, from zero (written at once: it may block
+        right after)."""
         if not self._on:
             return
-        into = self._pending[key]
+        self._totals[key, unit] = {}
+        self._event(key, unit, "start")
+
+    def add(self, key: str, unit: str = "", **counts: float) -> None:
+        """Add ``counts`` (e.g. ``bytes=..., records=...``) to ``unit`` of ``key``; written
+        when due."""
+        if not self._on:
+            return
+        into = self._totals.setdefault((key, unit), {})
         for name, n in counts.items():
             into[name] = into.get(name, 0) + n
+        self._dirty.add((key, unit))
         if time.monotonic() - self._last >= self._target.every_s:
             self.flush()
 
-    def stop(self, key: str, **counts: float) -> None:
-        """A unit of ``key`` ended (more units of it may follow elsewhere)."""
-        self.add(key, **counts)
-        self._event(key, "stop")
+    def stop(self, key: str, unit: str = "", **counts: float) -> None:
+        """``unit`` of ``key`` ended (more units of it may follow elsewhere)."""
+        self.add(key, unit, **counts)
+        self._event(key, unit, "stop")
+        self._totals.pop((key, unit), None)
 
     def done(self, key: str, **counts: float) -> None:
         """All of source ``key`` is read: the driver counts its planned size."""
-        self.add(key, **counts)
-        self._event(key, "done")
+        self.add(key, "", **counts)
+        self._event(key, "", "done")
+        self._totals.pop((key, ""), None)
 
-    def _event(self, key: str, event: str) -> None:
-        if not self._on:
-            return
-        self._drain_pending()
-        self._events.append(_line(key, event, {}))
+    def _event(self, key: str, unit: str, event: str) -> None:
+        self._dirty.discard((key, unit))
+        self._drain()
+        self._events.append(_line(key, unit, event, self._totals.get((key, unit), {})))
         self.flush()
 
-    def _drain_pending(self) -> None:
-        for key, counts in self._pending.items():
-            if counts:
-                self._events.append(_line(key, "add", counts))
-        self._pending.clear()
+    def _drain(self) -> None:
+        for key, unit in sorted(self._dirty):
+            self._events.append(_line(key, unit, "at", self._totals[key, unit]))
+        self._dirty.clear()
 
     def flush(self) -> None:
         """Write what is pending now."""
         if not self._on:
             return
-        self._drain_pending()
+        self._drain()
         self._last = time.monotonic()
         if not self._events:
             return
@@ -132,5 +142,6 @@ class Reporter:
             self._fd = None
 
 
-def _line(key: str, event: str, counts: dict[str, float]) -> str:
-    return json.dumps({"k": key, "ev": event, "n": counts}, separators=(",", ":")) + "\n"
+def _line(key: str, unit: str, event: str, counts: dict[str, float]) -> str:
+    line = {"k": key, "u": unit, "ev": event, "n": counts}
+    return json.dumps(line, separators=(",", ":")) + "\n"

@@ -167,7 +167,8 @@ class _ParseSourceFn(beam.DoFn):
                     # Bytes of the file itself (compressed, as the plan counts them): where the
                     # reader is in it. Once per chunk of thousands of lines.
                     at = _position(raw, read)
-                    reporter.add(uri, bytes=at - read, records=chunk.tally.get("records_in", 0))
+                    records = chunk.tally.get("records_in", 0)
+                    reporter.add(uri, bytes=at - read, records=records)
                     read = at
                     yield chunk
         except (OSError, EOFError, ValueError, zstandard.ZstdError) as exc:

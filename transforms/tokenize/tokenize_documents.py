@@ -153,9 +153,9 @@ class _ReadFn(beam.DoFn):
     def teardown(self):
         self._reporter.close()
 
-    def _key(self, unit) -> str:
-        # The file's URI in the plan's sources (pipelines.tokenize.plan).
-        return f"{self._inputs[unit[0]].label}/{unit[1]}"
+    def _key(self, unit) -> tuple[str, str]:
+        # The file's URI in the plan's sources (pipelines.tokenize.plan), and the row group.
+        return f"{self._inputs[unit[0]].label}/{unit[1]}", str(unit[2])
 
     def _read(self, unit) -> pa.Table:
         i, path, index = unit
@@ -196,7 +196,7 @@ class _TokenizeRowGroupFn(_ReadFn):
         i, path, _ = unit
         spec = self._inputs[i]
         key = self._key(unit)
-        self._reporter.start(key)
+        self._reporter.start(*key)
         table = self._read(unit)
         if spec.kind == "clips":
             special = self._opts.tokenizer.special_ids
@@ -206,7 +206,7 @@ class _TokenizeRowGroupFn(_ReadFn):
         chunk = tokenize_rendered(
             rendered, spec.kind, spec.label, self._opts, self._tok, table.num_rows
         )
-        self._reporter.stop(key, rows=table.num_rows, tokens=chunk.tokens)
+        self._reporter.stop(*key, rows=table.num_rows, tokens=chunk.tokens)
         yield self._stager.staged(chunk, *unit)
 
 
@@ -232,9 +232,9 @@ class _ThreadBucketsFn(_ReadFn):
     def process(self, unit):
         i, path, _ = unit
         key = self._key(unit)
-        self._reporter.start(key)
+        self._reporter.start(*key)
         table = self._read(unit)
-        self._reporter.stop(key, rows=table.num_rows)
+        self._reporter.stop(*key, rows=table.num_rows)
         table = table.append_column("source", pa.array([path] * table.num_rows, pa.string()))
         thread = pc.coalesce(table.column("conversation_id"), table.column("post_id"))
         bucket = shuffle_keys(0, "thread", thread.to_pylist()) % np.uint64(_THREAD_BUCKETS)
@@ -265,7 +265,7 @@ class _TokenizeThreadsFn(beam.DoFn):
             rendered, "threads", spec.label, self._opts, self._tok, table.num_rows
         )
         # Threads count only tokens: their rows were counted when read (no planned source).
-        self._reporter.add(f"threads of {spec.label}", tokens=chunk.tokens)
+        self._reporter.add(f"threads of {spec.label}", str(bucket), tokens=chunk.tokens)
         yield self._stager.staged(chunk, "threads", i, bucket)
 
 
