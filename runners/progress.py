@@ -105,6 +105,11 @@ class ProgressDisplay:
                 f"{self.log_every_s}: expected stall_s >= 0, 0 < every_s <= 2, log_every_s > 0"
             )
 
+    @property
+    def watches(self) -> bool:
+        """Whether runs are watched at all (``off`` without stall warnings: not even that)."""
+        return self.mode != "off" or self.stall_s > 0
+
 
 _DISPLAY: contextvars.ContextVar[ProgressDisplay | None] = contextvars.ContextVar(
     "shardsmith_progress_display", default=None
@@ -538,7 +543,7 @@ def watch(
     once, and only the planned totals and the elapsed time are shown.
     """
     display = current_display()
-    if display is None or plan is None:
+    if display is None or plan is None or not display.watches:
         yield None
         return
     out, owned = _open_stream(display)
