@@ -86,6 +86,18 @@ def _add_lock_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-id", help=argparse.SUPPRESS)
 
 
+def _seconds(text: str) -> float:
+    """A ``--stall-warning`` style duration (90s, 5m, 0) in seconds; a usage error if not."""
+    from runners.units import parse_duration
+
+    try:
+        return parse_duration(text, "").total_seconds()
+    except UserError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected a duration such as 90s, 5m or 1h (0 = never)"
+        ) from None
+
+
 def _add_progress_arguments(p: argparse.ArgumentParser) -> None:
     group = p.add_argument_group(
         "progress", "Shown on stderr while the run reads its sources; stdout keeps the report."
@@ -102,6 +114,7 @@ def _add_progress_arguments(p: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--stall-warning",
+        type=_seconds,
         default="5m",
         metavar="DURATION",
         help="warn when the workers report no progress for this long, naming the stage and "

@@ -195,6 +195,11 @@ class Tally:
         self._total = plan.total(plan.unit)
         self._files_total = plan.total("files")
         self._history: deque[tuple[float, float, float]] = deque()
+        # Kept up to date line by line: a run may have a million sources, and an update must
+        # not walk them all every second.
+        self._tracked = tuple(dict.fromkeys((plan.unit, "files", *plan.counters)))
+        self._sums = dict.fromkeys(self._tracked, 0.0)
+        self._complete: set[str] = set()
 
     def feed(self, line: str, now: float) -> None:
         try:
@@ -205,6 +210,7 @@ class Tally:
             return  # a torn line of a worker that died mid-write
         self.reports += 1
         self.last_report = now
+        before = [self._got(key, name) for name in self._tracked]
         had = self._units.setdefault(key, {}).setdefault(unit, {})
         for name, n in counts.items():
             had[name] = max(had.get(name, 0), n)
@@ -214,6 +220,20 @@ class Tally:
             self._in_flight.pop((key, unit), None)
             if event == "done":
                 self._done.add(key)
+        for name, was in zip(self._tracked, before, strict=True):
+            self._sums[name] += self._got(key, name) - was
+        if key in self.plan.sources:
+            if self._read_whole(key):
+                self._complete.add(key)
+            else:
+                self._complete.discard(key)
+
+    def _read_whole(self, key: str) -> bool:
+        if key in self._done:
+            return True
+        if any(k == key for k, _ in self._in_flight):
+            return False
+        return self._got(key, self.plan.unit) >= self.plan.sources[key].get(self.plan.unit, 0)
 
     def _got(self, key: str, counter: str) -> float:
         planned = self.plan.sources.get(key, {})
@@ -223,21 +243,12 @@ class Tally:
         return min(n, planned[counter]) if counter in planned else n
 
     def _sum(self, counter: str) -> float:
-        return sum(self._got(key, counter) for key in self._units)
+        return self._sums.get(counter, 0.0)
 
     def all_read(self) -> bool:
         """Every planned source is read: reported ``done``, or all its planned units counted
         and nothing of it in flight."""
-        flying = {key for key, _ in self._in_flight}
-        unit = self.plan.unit
-        for key, planned in self.plan.sources.items():
-            if key in self._done:
-                continue
-            if key in flying or key not in self._units:
-                return False
-            if self._got(key, unit) < planned.get(unit, 0):
-                return False
-        return True
+        return len(self._complete) == len(self.plan.sources)
 
     def in_flight(self) -> tuple[str, float] | None:
         """The source started last of those still in flight, and when it started."""
@@ -314,13 +325,16 @@ def _duration(seconds: float | None) -> str:
 
 
 def describe(snap: Snapshot) -> str:
-    """``1.2 MiB of 2.6 MiB, 3/6 files, 12,000 records (8,000/s), ETA 12s``: one update, in words."""
+    """``1.2 MiB of 2.6 MiB (0.6 MiB/s), 3/6 files, 12,000 records (8,000/s), ETA 2s``: one
+    update, in words."""
     unit = _UNIT_NAMES.get(snap.unit, snap.unit)
     amount = _amount(snap.done, snap.unit)
     if snap.total is not None:
         amount += f" of {_amount(snap.total, snap.unit)}"
     if snap.unit != "bytes":
         amount += f" {unit}"
+    if snap.rate is not None:
+        amount += f" ({_amount(snap.rate, snap.unit)}/s)"
     parts = [amount]
     if snap.files_total is not None:
         parts.append(f"{snap.files}/{snap.files_total} files")
@@ -477,10 +491,15 @@ class _Watcher:
             with self._lock:
                 self._read()
                 now = time.monotonic()
-                if self._renderer is not None and now >= self._next_show:
-                    self._renderer.update(self.tally.snapshot(now))
-                    self._next_show = now + self._every
-                self._check_stall(now)
+                try:
+                    if self._renderer is not None and now >= self._next_show:
+                        self._renderer.update(self.tally.snapshot(now))
+                        self._next_show = now + self._every
+                    self._check_stall(now)
+                except OSError:
+                    # stderr closed or full (a collector went away): the run goes on unwatched
+                    # rather than failing for want of an audience.
+                    return
 
     def _check_stall(self, now: float) -> None:
         stall = self._display.stall_s
@@ -519,8 +538,9 @@ class _Watcher:
             now = time.monotonic()
             stage = "finished" if ok else "failed"
             snap = self.tally.snapshot(now, finished=ok, stage=stage)
-            self._renderer.update(snap, final=True)
-            self._renderer.close()
+            with contextlib.suppress(OSError):  # as in _loop: the run's outcome stands
+                self._renderer.update(snap, final=True)
+                self._renderer.close()
 
 
 def _open_stream(display: ProgressDisplay) -> tuple[TextIO, bool]:

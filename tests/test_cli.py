@@ -41,6 +41,10 @@ def test_help_explains_every_command():
     for cmd in [*subcommands, *([c] for c in commands[1:] if c not in ("sample", "ingest"))]:
         sub = _cli(*cmd, "--help")
         assert sub.returncode == 0 and "usage: shardsmith" in sub.stdout
+        if cmd in (["ingest", "posts"], ["ingest", "fleet"], ["tokenize"]):
+            text = " ".join(sub.stdout.split())
+            assert "--progress {auto,bar,json,plain,off}" in text and "ETA" in text
+            assert "--stall-warning DURATION" in text and "last source in flight" in text
 
 
 @pytest.mark.parametrize(
@@ -52,6 +56,14 @@ def test_help_explains_every_command():
         (["sample", "fleet", "/tmp/x", "--cameras", "9"], "cameras=9: expected 1 to 4"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["history", "/tmp", "--storage-options", "{oops"], "--storage-options: not valid JSON"),
+        (
+            ["ingest", "posts", "/tmp", "--to", "/tmp/x", "--stall-warning", "soon"],
+            "argument --stall-warning: 'soon': expected a duration such as 90s",
+        ),
+        (
+            ["tokenize", "/tmp/a", "--to", "/tmp/x", "--progress", "loud"],
+            "argument --progress: invalid choice: 'loud'",
+        ),
     ],
 )
 def test_user_mistakes_are_one_line_and_exit_2(args, message):

@@ -84,8 +84,7 @@ def test_reports_add_up_against_the_plan(tmp_path):
     _feed_files(tally, str(tmp_path))
     snap = tally.snapshot(time.monotonic())
     assert (snap.done, snap.files) == (1500, 2) and snap.counters == {"records": 55}
-    assert tally.in_flight() == ("b.jsonl", tally.in_flight()[1])  # the run again, unfinished
-    assert tally.all_read()  # ... but b.jsonl was read whole once
+    assert tally.all_read()  # b.jsonl was read whole once, whatever else runs it again
     assert snap.stage == "ingest posts: write"
 
     # Progress off: a reporter without a target, or whose directory is on another machine.

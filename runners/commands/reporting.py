@@ -13,14 +13,8 @@ log = logging.getLogger(__name__)
 
 
 def progress_display(args) -> ProgressDisplay:
-    """The ``ProgressDisplay`` of ``--progress`` and ``--stall-warning``."""
-    from runners.errors import UserError
-    from runners.units import parse_duration
-
-    stall = parse_duration(args.stall_warning, "--stall-warning").total_seconds()
-    if stall < 0:
-        raise UserError(f"--stall-warning {args.stall_warning!r}: expected a duration >= 0")
-    return ProgressDisplay(mode=args.progress, stall_s=stall)
+    """The ``ProgressDisplay`` of ``--progress`` and ``--stall-warning`` (seconds, parsed)."""
+    return ProgressDisplay(mode=args.progress, stall_s=args.stall_warning)
 
 
 def run_and_report(what: str, args, run: Callable[..., Any], config, run_id: str) -> int:
