@@ -1,6 +1,7 @@
 """The same pipelines on the local runner, on Beam's DaskRunner against a Dask scheduler and two
 workers, and on Beam's PortableRunner against Beam's job service with an external worker pool --
-all started here, on 127.0.0.1 -- give identical dataset content."""
+all started here, on 127.0.0.1 -- give identical dataset content, and report their progress to
+the driver up to the plan's totals."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from conftest import free_port, wait_for_port
+from test_progress import json_updates
 
 from catalog import Dataset
 from catalog.parquet import read_parquet
@@ -25,6 +27,7 @@ from pipelines.tokenize import TokenizeConfig
 from pipelines.tokenize import run as run_tokenize
 from runners.errors import UserError
 from runners.options import beam_options
+from runners.progress import ProgressDisplay, showing
 from transforms.samples import (
     FleetSampleConfig,
     PostsSampleConfig,
@@ -162,22 +165,23 @@ def test_every_pipeline_gives_the_same_content_on_every_runner(
     for name, options in _runners(dask_cluster, job_service).items():
         out = tmp_path / name
         started = time.monotonic()
-        reports = [
-            run_posts(
+        runs = [
+            (
+                run_posts,
                 IngestPostsConfig(
                     sources=(str(samples / "posts"),),
                     dataset=str(out / "posts"),
                     max_reject_rate=0.1,  # the sample has malformed lines on purpose
                 ),
-                options,
             ),
-            run_fleet(
+            (
+                run_fleet,
                 IngestFleetConfig(
                     source=str(samples / "fleet"), dataset=str(out / "clips"), window_s=2.0
                 ),
-                options,
             ),
-            run_tokenize(
+            (
+                run_tokenize,
                 # The same input datasets for every runner: a token's provenance names them.
                 TokenizeConfig(
                     inputs=(str(tmp_path / "local" / "posts"), str(tmp_path / "local" / "clips")),
@@ -185,9 +189,25 @@ def test_every_pipeline_gives_the_same_content_on_every_runner(
                     seq_len=256,
                     shards=2,
                 ),
-                options,
             ),
         ]
+        reports = []
+        for run, config in runs:
+            # Every run shows its progress as --progress json does: the workers (processes of
+            # the local runner, of the Dask cluster, of the worker pool) report to the CLI.
+            progress = io.StringIO()
+            with showing(ProgressDisplay(mode="json", stream=progress)):
+                reports.append(run(config, options))
+            last = json_updates(progress.getvalue())[-1]
+            assert last["stage"].endswith(": finished") and last["done"] == last["total"]
+            # Records, tokens: only the workers' reports count them (bundles run again --
+            # Dask computes a step once per step reading it -- count once).
+            report = reports[-1]
+            if run is run_tokenize:
+                tokens = report.stats["tokens"] - report.stats.get("padding_tokens", 0)
+                assert last["tokens"] == tokens and last["done"] == report.records_in, name
+            else:
+                assert last["records"] == report.records_in, name
         assert [r.status for r in reports] == ["committed"] * 3, (name, reports)
         tokens = Dataset.open(str(out / "tokens"))
         results[name] = {
@@ -219,38 +239,3 @@ def test_runner_flags_are_checked():
     assert options.get_all_options()["runner"] == "FlinkRunner"
     with pytest.raises(UserError, match="unknown option --flink_mastr"):
         beam_options("flink", None, ["--flink_mastr=127.0.0.1:8081"])
-
-
-def test_progress_reaches_the_total_on_dask(samples, dask_cluster, tmp_path):
-    """Dask workers (other processes, started apart from this test) report to the run's
-    progress directory; the last JSON update has every byte and row of the plan."""
-    from test_progress import json_updates
-
-    from runners.progress import ProgressDisplay, showing
-
-    options = beam_options("dask", None, [], dask_address=dask_cluster)
-    out = io.StringIO()
-    with showing(ProgressDisplay(mode="json", stream=out)):
-        posts = run_posts(
-            IngestPostsConfig(
-                sources=(str(samples / "posts"),),
-                dataset=str(tmp_path / "posts"),
-                max_reject_rate=0.1,
-            ),
-            options,
-        )
-    last = json_updates(out.getvalue())[-1]
-    sizes = sum(p.stat().st_size for p in (samples / "posts").iterdir() if p.name[0] != "_")
-    assert last["done"] == last["total"] == sizes and last["records"] == posts.records_in
-
-    out = io.StringIO()
-    with showing(ProgressDisplay(mode="json", stream=out)):
-        tokens = run_tokenize(
-            TokenizeConfig(
-                inputs=(str(tmp_path / "posts"),), dataset=str(tmp_path / "tokens"), seq_len=64
-            ),
-            options,
-        )
-    last = json_updates(out.getvalue())[-1]
-    assert last["stage"] == "tokenize: finished" and last["tokens"] > 0
-    assert last["done"] == last["total"] == tokens.records_in == posts.records_written
