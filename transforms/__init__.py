@@ -23,6 +23,8 @@ _EXPORTS = {
     "RewriteWithout": "transforms.rewrite_files",
     "RewrittenFile": "transforms.rewrite_files",
     "list_sources": "transforms.sources",
+    "ProgressTarget": "transforms.progress",
+    "Reporter": "transforms.progress",
     "failed_report_path": "transforms.write_shards",
 }
 
