@@ -411,7 +411,9 @@ class _Bar:
             self._task,
             description=snap.stage,
             completed=snap.done,
-            total=snap.total,
+            # Nothing to read (empty sources): no total, or rich takes the task as finished
+            # and stops its clock.
+            total=snap.total or None,
             words=describe(snap),
         )
         self._bar.refresh()
