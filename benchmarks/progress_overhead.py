@@ -102,7 +102,8 @@ def bound(anchor_cpu_s: float, wall_s: float, chunks: int) -> None:
     import io
     import json
 
-    from runners.progress import ProgressPlan, Tally, describe
+    from runners.progress_tally import ProgressPlan, Tally
+    from runners.progress_views import describe
     from transforms.progress import ProgressTarget, Reporter
 
     with tempfile.TemporaryDirectory() as tmp:
