@@ -104,6 +104,8 @@ class CommitRequest:
         rejects: reject files this run wrote.
         tombstones: the ``tombstones/`` file this run wrote (posts: the compliance state it
             changed); the version lists it with its number, after every earlier one.
+        side_files: ``minhash/`` and ``near_duplicates/`` files this run wrote
+            (``--dedup-near``), listed the same way.
         sources: sources this run consumed (merged with those of earlier versions).
         report / config / properties: stored as they are (config must hold no credentials).
         totals: this run's part of dataset-wide totals; the version stores each as
@@ -119,6 +121,7 @@ class CommitRequest:
     remove: Sequence[str] = ()
     rejects: Sequence[FileEntry] = ()
     tombstones: Sequence[FileEntry] = ()
+    side_files: Sequence[FileEntry] = ()
     sources: Sequence[SourceEntry] = ()
     report: Mapping[str, Any] = field(default_factory=dict)
     config: Mapping[str, Any] = field(default_factory=dict)
@@ -342,7 +345,7 @@ class Dataset:
         # A file that is missing now (a crashed writer, or gc racing a slow run) must never be
         # listed: fail the commit instead of publishing a version that cannot be read.
         self.fs.invalidate_cache()
-        for entry in (*request.add, *request.rejects, *request.tombstones):
+        for entry in (*request.add, *request.rejects, *request.tombstones, *request.side_files):
             if not self.fs.exists(self.path(entry.path)):
                 raise CommitConflict(f"{self.url}: {entry.path} was not written (or was removed)")
 
@@ -388,6 +391,14 @@ class Dataset:
                 *(
                     TombstoneEntry(e.path, e.rows, e.bytes, e.checksum, parent_version + 1)
                     for e in request.tombstones
+                ),
+            ),
+            # Not kept through an overwrite: the signatures are of posts no longer there.
+            side_files=(
+                *(parent.side_files if parent and request.operation != "overwrite" else ()),
+                *(
+                    TombstoneEntry(e.path, e.rows, e.bytes, e.checksum, parent_version + 1)
+                    for e in request.side_files
                 ),
             ),
             sources=tuple(sources[k] for k in sorted(sources)),

@@ -18,7 +18,15 @@ log = logging.getLogger(__name__)
 
 # Where runs write. A file here that no version lists is an orphan (no version lists staged
 # rows: a run removes its staging area when it ends, so what is left there is a crashed run's).
-_RUN_DIRS = ("data", "rejects", "tombstones", "manifests", STAGING_DIR)
+_RUN_DIRS = (
+    "data",
+    "rejects",
+    "tombstones",
+    "minhash",
+    "near_duplicates",
+    "manifests",
+    STAGING_DIR,
+)
 
 
 def listed_entries(manifest: Manifest) -> Iterator[FileEntry]:
@@ -51,8 +59,8 @@ def collect_garbage(
     dry_run: bool = False,
     now: datetime | None = None,
 ) -> GcResult:
-    """Remove every file under ``data/``, ``rejects/``, ``manifests/`` and ``_staging/`` that no
-    version lists.
+    """Remove every file under ``data/``, ``rejects/``, ``tombstones/``, ``minhash/``,
+    ``near_duplicates/``, ``manifests/`` and ``_staging/`` that no version lists.
 
     Files younger than ``min_age`` are kept: they may belong to a run still writing, whose
     commit would otherwise fail (the commit checks its files exist, so it fails loudly, but the

@@ -4,7 +4,7 @@ match sources -> read lines -> parse (pages expanded, includes joined, non-posts
 compliance events collected, malformed lines rejected) -> the run's compliance state (the
 dataset's tombstones plus the run's events; what changed is written as the version's
 tombstones file) -> resolve duplicates, edits and compliance removals (against this run and
-the dataset) -> rewrite committed files that lose rows or gain marks -> write shards -> commit
+the dataset) -> with ``--dedup-near``, near-duplicates (``transforms.posts.dedup_near``) -> rewrite committed files that lose rows or gain marks -> write shards -> commit
 once.
 """
 
@@ -42,6 +42,9 @@ class IngestPostsConfig:
             ids (X's user compliance job results); stream events are recognized in both.
         dataset: the posts dataset to append to (created if absent).
         dedup_text: also drop posts whose normalized text was already seen.
+        dedup_near: also drop posts whose text is a near-duplicate (estimated Jaccard of
+            character 5-grams at least this, in (0, 1]) of an earlier or a committed post's
+            (``transforms.posts.near_dup``); None: off.
         scrub_pii: replace e-mail addresses and phone numbers with ``<email>`` / ``<phone>``.
         langs: keep only these languages (empty: all).
         min_chars: drop posts with fewer characters of cleaned text.
@@ -56,6 +59,7 @@ class IngestPostsConfig:
     sources: tuple[str, ...]
     dataset: str
     dedup_text: bool = False
+    dedup_near: float | None = None
     scrub_pii: bool = False
     langs: tuple[str, ...] = ()
     min_chars: int = 0
@@ -70,6 +74,10 @@ class IngestPostsConfig:
     def __post_init__(self):
         if not self.sources and not self.user_compliance:
             raise UserError("ingest posts: expected at least one SRC or --user-compliance FILE")
+        if self.dedup_near is not None and not 0 < self.dedup_near <= 1:
+            raise UserError(
+                f"--dedup-near {self.dedup_near}: expected a similarity in (0, 1], e.g. 0.8"
+            )
         if self.min_chars < 0:
             raise UserError(f"--min-chars {self.min_chars}: expected >= 0")
         if self.max_line_bytes < 1:
@@ -84,6 +92,8 @@ class IngestPostsConfig:
         out["sources"] = list(self.sources)
         out["langs"] = list(self.langs)
         out["user_compliance"] = list(self.user_compliance)
+        if self.dedup_near is None:
+            del out["dedup_near"]  # the config (and its hash) of runs without it is unchanged
         out["pipeline"] = "ingest_posts"
         return out
 
@@ -108,6 +118,7 @@ class Plan:
     buckets: int
     user_sources: list[SourceEntry] = field(default_factory=list)
     tombstones: list[FileEntry] = field(default_factory=list)
+    minhash_files: list[str] = field(default_factory=list)
 
 
 def plan(config: IngestPostsConfig, run_id: str | None = None) -> Plan:
@@ -134,6 +145,11 @@ def plan(config: IngestPostsConfig, run_id: str | None = None) -> Plan:
         base_version=manifest.version if manifest else 0,
         base_files=[f.path for f in manifest.files] if manifest else [],
         tombstones=list(manifest.tombstones) if manifest else [],
+        minhash_files=[
+            e.path
+            for e in (manifest.side_files if manifest else ())
+            if e.path.startswith("minhash/")
+        ],
         buckets=max(8, min(4096, total // _BUCKET_BYTES + 1)),
     )
 
@@ -146,6 +162,7 @@ def build(pipeline, config: IngestPostsConfig, the_plan: Plan, progress=None):
 
     from transforms import WriteShards
     from transforms.posts import USER_IDS, ParsePosts, ResolvePosts, StagePosts
+    from transforms.posts.dedup_near import DedupNear
     from transforms.posts.removals import apply_marks
     from transforms.posts.tombstones import record_run, run_removals
     from transforms.rewrite_files import RewriteWithout
@@ -168,7 +185,11 @@ def build(pipeline, config: IngestPostsConfig, the_plan: Plan, progress=None):
         )
         | "StagePosts"
         >> StagePosts(
-            config.dataset, run_id=the_plan.run_id, buckets=the_plan.buckets, storage_options=so
+            config.dataset,
+            run_id=the_plan.run_id,
+            buckets=the_plan.buckets,
+            storage_options=so,
+            minhash=config.dedup_near is not None,
         )
     )
     keys = chunks | "Keys" >> beam.FlatMap(lambda c: c.keys)
@@ -198,6 +219,16 @@ def build(pipeline, config: IngestPostsConfig, the_plan: Plan, progress=None):
         buckets=the_plan.buckets,
         storage_options=so,
         dedup_text=config.dedup_text,
+        dedup_near=None
+        if config.dedup_near is None
+        else DedupNear(
+            config.dataset,
+            threshold=config.dedup_near,
+            run_id=the_plan.run_id,
+            committed=the_plan.minhash_files,
+            buckets=the_plan.buckets,
+            storage_options=so,
+        ),
     )
     rewritten = resolved["remove"] | "RewriteCommitted" >> RewriteWithout(
         config.dataset,
@@ -222,6 +253,7 @@ def build(pipeline, config: IngestPostsConfig, the_plan: Plan, progress=None):
         "tallies": tallies,
         "remove": rewritten | "Replaced" >> beam.Map(lambda r: r.path),
         "tombstones": tombstones,
+        "side_files": resolved["side_files"],
     } | "WriteShards" >> WriteShards(
         config.dataset,
         "posts",

@@ -449,6 +449,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="also drop posts whose normalized text was already seen (reposts, copy-paste spam)",
     )
     posts_in.add_argument(
+        "--dedup-near",
+        type=float,
+        default=None,
+        metavar="THRESHOLD",
+        help="also drop posts whose text is a near-duplicate of an earlier post's (by "
+        "created_at, then post_id) or of a committed post's: estimated Jaccard similarity of "
+        "their character 5-grams (text normalized as for --dedup-text) at least THRESHOLD, "
+        "in (0, 1], e.g. 0.8; each removed post and its kept twin are listed in "
+        "near_duplicates/<run_id>.parquet",
+    )
+    posts_in.add_argument(
         "--scrub-pii",
         action="store_true",
         help="replace e-mail addresses and phone numbers with placeholders",

@@ -16,6 +16,7 @@ from schemas.manifest import (
     manifest_name,
     parse_manifest_name,
 )
+from schemas.near_dup import MINHASH_SCHEMA, NEAR_DUPLICATES_SCHEMA
 from schemas.rejects import MAX_PAYLOAD_BYTES, REJECTS_SCHEMA, reject_table
 from schemas.tombstones import TOMBSTONE_TARGETS, TOMBSTONES_SCHEMA
 from schemas.validate import SchemaError, conform_table
@@ -25,6 +26,8 @@ __all__ = [
     "FORMAT_VERSION",
     "KINDS",
     "MAX_PAYLOAD_BYTES",
+    "MINHASH_SCHEMA",
+    "NEAR_DUPLICATES_SCHEMA",
     "OPERATIONS",
     "POSTS",
     "REJECTS_SCHEMA",

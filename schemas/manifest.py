@@ -1,7 +1,8 @@
 """The on-disk formats of a dataset: ``dataset.json`` and ``manifests/vNNNNNNNN.json`` (DESIGN.md §2).
 
 Both are plain JSON, written once and never modified. Every path in a manifest is relative to the
-dataset root and must stay inside ``data/``, ``rejects/`` or ``tombstones/``: a manifest naming ``../x`` or an
+dataset root and must stay inside ``data/``, ``rejects/``, ``tombstones/``, ``minhash/`` or
+``near_duplicates/``: a manifest naming ``../x`` or an
 absolute path is refused when it is read, so a hostile manifest cannot point readers (or ``gc``)
 outside the dataset.
 """
@@ -36,7 +37,7 @@ __all__ = [
 FORMAT_VERSION = 1
 OPERATIONS = ("append", "overwrite", "delete")
 _MANIFEST_NAME = re.compile(r"^v(\d{8})\.json$")
-_DATA_ROOTS = ("data/", "rejects/", "tombstones/")
+_DATA_ROOTS = ("data/", "rejects/", "tombstones/", "minhash/", "near_duplicates/")
 
 
 class ManifestError(ValueError):
@@ -55,8 +56,8 @@ def parse_manifest_name(name: str) -> int | None:
 
 
 def check_relative_path(path: str, where: str = "manifest") -> str:
-    """Return ``path`` if it is a normalized relative path under ``data/``, ``rejects/`` or
-    ``tombstones/``."""
+    """Return ``path`` if it is a normalized relative path under one of the run directories
+    (``data/``, ``rejects/``, ``tombstones/``, ``minhash/``, ``near_duplicates/``)."""
     bad = (
         not isinstance(path, str)
         or not path
@@ -69,8 +70,8 @@ def check_relative_path(path: str, where: str = "manifest") -> str:
     )
     if bad:
         raise ManifestError(
-            f"{where}: file path {path!r} is not a relative path under data/, rejects/ or "
-            f"tombstones/"
+            f"{where}: file path {path!r} is not a relative path under data/, rejects/, "
+            f"tombstones/, minhash/ or near_duplicates/"
         )
     return path
 
@@ -139,6 +140,8 @@ class Manifest:
     (for ``tokens``: tokenizer, its SHA-256, seq_len, pack mode, seed, vocab size, total tokens).
     ``tombstones`` (posts) lists every ``tombstones/`` file of this and earlier versions, each
     with the version that added it: the compliance state the dataset has applied.
+    ``side_files`` (posts, ``--dedup-near``) lists, the same way, every ``minhash/`` and
+    ``near_duplicates/`` file (``schemas.near_dup``).
     """
 
     version: int
@@ -150,6 +153,7 @@ class Manifest:
     rejects: tuple[FileEntry, ...] = ()
     sources: tuple[SourceEntry, ...] = ()
     tombstones: tuple[TombstoneEntry, ...] = ()
+    side_files: tuple[TombstoneEntry, ...] = ()
     report: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     config_hash: str = ""
@@ -167,6 +171,8 @@ class Manifest:
 
     def to_json(self) -> bytes:
         obj = asdict(self)
+        if not obj["side_files"]:
+            del obj["side_files"]  # the manifests of datasets that never used --dedup-near
         return json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False).encode("utf-8")
 
     @classmethod
@@ -196,6 +202,9 @@ class Manifest:
                 rejects=tuple(FileEntry.from_json(f, where) for f in obj.get("rejects", ())),
                 tombstones=tuple(
                     TombstoneEntry.from_json(f, where) for f in obj.get("tombstones", ())
+                ),
+                side_files=tuple(
+                    TombstoneEntry.from_json(f, where) for f in obj.get("side_files", ())
                 ),
                 sources=tuple(SourceEntry.from_json(s) for s in obj.get("sources", ())),
                 report=dict(obj.get("report") or {}),

@@ -218,7 +218,7 @@ def test_manifest_paths_cannot_escape_the_dataset(store, bad):
     doc["files"][0]["path"] = bad
     ds.fs.pipe_file(ds.path("manifests/v00000002.json"), json.dumps(doc).encode())
     with pytest.raises(
-        ManifestError, match="not a relative path under data/, rejects/ or tombstones/"
+        ManifestError, match="not a relative path under data/, rejects/, tombstones/"
     ):
         Dataset.open(store.url("ds"), storage_options=store.storage_options).files()
 

@@ -171,6 +171,7 @@ def _commit_run(
     removed,
     stats,
     tombstones,
+    side_files,
     *,
     url,
     storage_options,
@@ -223,7 +224,7 @@ def _commit_run(
             f.write(json.dumps(report.to_dict(), indent=1).encode())
         yield report.to_dict()
         return
-    if not (data_files or reject_files or remove or sources or tombstones):
+    if not (data_files or reject_files or remove or sources or tombstones or side_files):
         report.status = "nothing-new"
         yield report.to_dict()
         return
@@ -237,6 +238,7 @@ def _commit_run(
             remove=remove,
             rejects=sorted((f.entry for f in reject_files), key=lambda e: e.path),
             tombstones=sorted(tombstones, key=lambda e: e.path),
+            side_files=sorted(side_files, key=lambda e: e.path),
             sources=tuple(sources),
             report=report.to_dict(),
             config=dict(config),
@@ -264,7 +266,9 @@ class WriteShards(beam.PTransform):
     in the run's staging area, read by the writer itself (the staging area is removed when the
     run ends); ``stats`` are dicts of numbers, summed into the report's ``stats``;
     ``tombstones`` are ``FileEntry`` s of ``tombstones/`` files the run wrote (posts: the
-    compliance state it changed), listed by the version with its number. Every table
+    compliance state it changed), listed by the version with its number; ``side_files`` are
+    ``FileEntry`` s of ``minhash/`` and ``near_duplicates/`` files (``--dedup-near``), listed
+    the same way. Every table
     is checked against the kind's schema (a mismatch fails the run, naming the column). Rows
     are split into hive ``dt=`` partitions when the kind has one, written as zstd Parquet files
     of about ``target_file_bytes`` named ``<run_id>-<nnnnn>.parquet``, and committed as one
@@ -343,7 +347,17 @@ class WriteShards(beam.PTransform):
     def expand(self, inputs):
         if isinstance(inputs, pvalue.PCollection):
             inputs = {"data": inputs}
-        known = ("data", "staged", "files", "rejects", "tallies", "remove", "stats", "tombstones")
+        known = (
+            "data",
+            "staged",
+            "files",
+            "rejects",
+            "tallies",
+            "remove",
+            "stats",
+            "tombstones",
+            "side_files",
+        )
         unknown = set(inputs) - set(known)
         if unknown or not ({"data", "staged", "files"} & set(inputs)):
             raise ValueError(
@@ -427,6 +441,7 @@ class WriteShards(beam.PTransform):
                 beam.pvalue.AsList(empty("remove")),
                 beam.pvalue.AsSingleton(stats),
                 beam.pvalue.AsList(empty("tombstones")),
+                beam.pvalue.AsList(empty("side_files")),
                 url=self._url,
                 storage_options=self._storage_options,
                 kind=spec.name,

@@ -12,6 +12,7 @@ def _posts_config(args, storage_options):
         user_compliance=tuple(args.user_compliance),
         dataset=args.dataset,
         dedup_text=args.dedup_text,
+        dedup_near=args.dedup_near,
         scrub_pii=args.scrub_pii,
         langs=tuple(sorted(filter(None, (x.strip() for x in args.langs.split(","))))),
         min_chars=args.min_chars,

@@ -191,7 +191,7 @@ class ResolvePosts(beam.PTransform):
     ``{"posts": StagedRows of the rows to write, "marked": tables of rows to write that
     compliance changed (withheld countries, scrubbed geo), "remove": (path, post_id) of
     committed rows to delete, ``(path, None)`` of committed files to rewrite with their marks,
-    "tallies": counts}``.
+    "tallies": counts, "side_files": ``FileEntry`` s written by ``dedup_near``}``.
 
     The keys of a bucket (every version of the posts whose edit root falls in it) meet the keys
     of the committed rows of ``files`` in the same bucket; each bucket is resolved on its own.
@@ -203,6 +203,7 @@ class ResolvePosts(beam.PTransform):
         files: the live files of the version the run is based on.
         buckets: how many groups the keys were staged in (``StagePosts``'s ``buckets``).
         dedup_text: also drop posts whose normalized text was already seen.
+        dedup_near: a ``DedupNear`` applied to the kept keys (``--dedup-near``), or None.
     """
 
     def __init__(
@@ -213,6 +214,7 @@ class ResolvePosts(beam.PTransform):
         buckets: int,
         storage_options: Mapping[str, Any] | None = None,
         dedup_text: bool = False,
+        dedup_near: beam.PTransform | None = None,
     ):
         super().__init__()
         if buckets < 1:
@@ -222,6 +224,7 @@ class ResolvePosts(beam.PTransform):
         self._buckets = buckets
         self._storage_options = dict(storage_options or {})
         self._dedup_text = dedup_text
+        self._dedup_near = dedup_near
 
     def _committed(self, p, label: str, columns: list[str], by_text: bool):
         fn = _ReadKeysFn(self._url, self._storage_options, columns, self._buckets, by_text)
@@ -258,6 +261,13 @@ class ResolvePosts(beam.PTransform):
             kept = by_text | "TextKept" >> beam.Map(lambda kv: kv[0])
             text_tallies = by_text | "TextCounts" >> beam.Map(lambda kv: kv[1])
             tallies = (tallies, text_tallies) | "AllCounts" >> beam.Flatten()
+        if self._dedup_near is not None:
+            near = {"kept": kept, "removals": inputs["removals"]} | "DedupNear" >> self._dedup_near
+            kept = near["kept"]
+            tallies = (tallies, near["tallies"]) | "WithNearCounts" >> beam.Flatten()
+            side_files = near["side_files"]
+        else:
+            side_files = p | "NoSideFiles" >> beam.Create([])
         split = kept | "RowRefs" >> beam.ParDo(
             _SplitMarkedFn(self._url, self._storage_options), removals
         )
@@ -280,4 +290,5 @@ class ResolvePosts(beam.PTransform):
             "marked": split | "MarkedRows" >> beam.FlatMap(lambda s: s[1]),
             "remove": remove,
             "tallies": tallies,
+            "side_files": side_files,
         }

@@ -23,6 +23,7 @@ from catalog.storage import open_url
 from schemas import POSTS
 from transforms.partitioning import split_partitions
 from transforms.posts.compliance import Event
+from transforms.posts.near_dup import signature_column
 from transforms.posts.parse_posts import ParsedChunk
 from transforms.posts.resolve import resolution_keys
 from transforms.posts.rows import edit_roots, split_buckets
@@ -50,9 +51,13 @@ def _chunk_name(posts: pa.Table) -> str:
     return hashlib.sha256(first.encode("utf-8")).hexdigest()[:24]
 
 
-def stage_chunk(fs, root: str, run_id: str, chunk: ParsedChunk, buckets: int) -> StagedChunk:
+def stage_chunk(
+    fs, root: str, run_id: str, chunk: ParsedChunk, buckets: int, *, minhash: bool = False
+) -> StagedChunk:
     """Write ``chunk``'s posts (one batch per ``dt``) and their keys (one batch per bucket of
-    edit root) to the staging area of ``run_id``."""
+    edit root) to the staging area of ``run_id``. With ``minhash``, the keys carry each post's
+    MinHash signature as ``_minhash`` (``transforms.posts.near_dup``): computed here, where the
+    text is at hand, and in the parsing worker, so it scales with parsing."""
     out = StagedChunk([], chunk.deletes, chunk.rejects, chunk.tally, chunk.events)
     posts = chunk.posts
     if posts.num_rows == 0:
@@ -70,6 +75,8 @@ def stage_chunk(fs, root: str, run_id: str, chunk: ParsedChunk, buckets: int) ->
             "_dt": pa.array([dt] * n, pa.string()),
         }
         part = resolution_keys(rows)
+        if minhash:
+            part = part.append_column("_minhash", signature_column(rows.column("text")))
         for name, values in located.items():
             part = part.append_column(name, values)
         keys.append(part)
@@ -83,20 +90,23 @@ def stage_chunk(fs, root: str, run_id: str, chunk: ParsedChunk, buckets: int) ->
 
 
 class _StageFn(beam.DoFn):
-    def __init__(self, url, storage_options, run_id, buckets):
+    def __init__(self, url, storage_options, run_id, buckets, minhash):
         self._url, self._storage_options = url, storage_options
-        self._run_id, self._buckets = run_id, buckets
+        self._run_id, self._buckets, self._minhash = run_id, buckets, minhash
 
     def setup(self):
         self._fs, self._root = open_url(self._url, self._storage_options)
 
     def process(self, chunk: ParsedChunk):
-        yield stage_chunk(self._fs, self._root, self._run_id, chunk, self._buckets)
+        yield stage_chunk(
+            self._fs, self._root, self._run_id, chunk, self._buckets, minhash=self._minhash
+        )
 
 
 class StagePosts(beam.PTransform):
     """``ParsedChunk`` s -> ``StagedChunk`` s: posts written to the staging area of ``run_id``
-    in ``dataset``, keys split into ``buckets`` by edit root (see ``stage_chunk``).
+    in ``dataset``, keys split into ``buckets`` by edit root (see ``stage_chunk``); with
+    ``minhash``, the keys carry each post's MinHash signature (``--dedup-near``).
 
     Example::
 
@@ -110,11 +120,12 @@ class StagePosts(beam.PTransform):
         run_id: str,
         buckets: int,
         storage_options: Mapping[str, Any] | None = None,
+        minhash: bool = False,
     ):
         super().__init__()
         if buckets < 1:
             raise ValueError(f"buckets={buckets}: expected >= 1")
-        self._fn = _StageFn(dataset, dict(storage_options or {}), run_id, buckets)
+        self._fn = _StageFn(dataset, dict(storage_options or {}), run_id, buckets, minhash)
 
     def expand(self, chunks):
         return chunks | "Stage" >> beam.ParDo(self._fn)

@@ -9,7 +9,14 @@ import unicodedata
 
 import regex
 
-__all__ = ["clean_text", "dedup_hash", "entity_columns", "extract_entities", "scrub_pii"]
+__all__ = [
+    "clean_text",
+    "dedup_form",
+    "dedup_hash",
+    "entity_columns",
+    "extract_entities",
+    "scrub_pii",
+]
 
 # The X API escapes exactly these three; unescaping only them leaves a literal "&copy;" alone.
 _ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"))
@@ -108,10 +115,11 @@ class _UrlSpans:
 # bounded cache of recent texts saves most of the regex work on real streams. 8192 texts keep
 # 97% of the hits 65,536 did on a realistic stream (75k posts), in an eighth of the memory: a
 # parsing worker's cache no longer grows for the first half-million posts it sees.
-@functools.lru_cache(maxsize=1 << 13)
-def dedup_hash(text: str) -> int:
-    """A 64-bit hash of the text as a reader sees it: a repost's ``RT @user:`` prefix, links
-    (t.co links differ between copies), case and spacing do not count; 0 for no text."""
+def dedup_form(text: str) -> str:
+    """The text as a reader sees it, what ``--dedup-text`` and ``--dedup-near`` compare: a
+    repost's ``RT @user:`` prefix and links (``http(s)://`` up to the next space; t.co links
+    differ between copies) removed, every run of whitespace made one space, leading and trailing
+    space stripped, then case-folded (``str.casefold``)."""
     # The substitutions run only when they can match: a repost starts with "RT @", a link holds
     # "://", and a printable text has no whitespace but " " (so only "  " can be a run).
     core = _REPOST.sub("", text) if text.startswith("RT @") else text
@@ -119,7 +127,14 @@ def dedup_hash(text: str) -> int:
         core = _URL.sub("", core)
     if "  " in core or not core.isprintable():
         core = _SPACE.sub(" ", core)
-    core = core.strip().casefold()
+    return core.strip().casefold()
+
+
+@functools.lru_cache(maxsize=1 << 13)
+def dedup_hash(text: str) -> int:
+    """A 64-bit hash of ``dedup_form(text)``: a repost's ``RT @user:`` prefix, links, case and
+    spacing do not count; 0 for no text."""
+    core = dedup_form(text)
     if not core:
         return 0  # nothing left to compare: such posts are never text duplicates
     return int.from_bytes(hashlib.blake2b(core.encode("utf-8"), digest_size=8).digest(), "little")

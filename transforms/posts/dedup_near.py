@@ -1,0 +1,297 @@
+"""``DedupNear``: remove near-duplicate posts (``--dedup-near THRESHOLD``), as Beam stages.
+
+The kept resolution keys of a run carry each post's MinHash signature (``_minhash``, computed
+where the post was staged). Then:
+
+    kept keys ----------- Bands ---\
+    committed minhash/ -- Bands ----+-- GroupByKey(bucket of band key) -- Candidates --> pairs
+    pairs -> the set of their posts -> Members (from kept keys and committed minhash/ files)
+    pairs + members -- Choose (one step, over candidates only) --> removed post -> kept twin
+    kept keys -- Drop (removed posts) --> kept keys; their signatures -> minhash/<run_id>-*.parquet
+    removed -> near_duplicates/<run_id>.parquet
+
+Every step but ``Choose`` runs per batch on any number of workers; ``Choose`` sees only the
+posts of candidate pairs (a few percent of a stream). Only keys and signatures move, never rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from catalog.parquet import read_parquet
+from catalog.staging import StagedRows, read_staged, staging_dir, write_staged
+from catalog.storage import join, open_url
+from schemas import MINHASH_SCHEMA, FileEntry
+from transforms.posts.minhash import lsh_params
+from transforms.posts.near_dup import (
+    band_rows,
+    candidate_pairs,
+    choose_removals,
+    live_signatures,
+    member_rows,
+    minhash_rows,
+)
+from transforms.posts.removals import Removals
+
+__all__ = ["DedupNear", "write_side_file"]
+
+_COUNT = "deduplicated:near_duplicate"
+
+
+def write_side_file(fs, root: str, path: str, table: pa.Table) -> FileEntry:
+    """Write ``table`` as zstd Parquet at ``path`` (relative to ``root``); its manifest entry.
+    Names hold the run id, so a retried run rewrites its own files and nothing else."""
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    data = buf.getvalue()
+    fs.makedirs(join(root, path.rsplit("/", 1)[0]), exist_ok=True)
+    with fs.open(join(root, path), "wb") as f:
+        f.write(data)
+    return FileEntry(path, table.num_rows, len(data), "sha256:" + hashlib.sha256(data).hexdigest())
+
+
+class _ReadCommittedFn(beam.DoFn):
+    """A committed ``minhash/`` file -> its live rows (``near_dup.live_signatures``); given
+    the posts of candidate pairs, only theirs, as ``near_dup.member_rows``."""
+
+    def __init__(self, url, storage_options):
+        self._url, self._storage_options = url, storage_options
+
+    def setup(self):
+        self._fs, self._root = open_url(self._url, self._storage_options)
+
+    def process(self, path: str, removals: Removals, members: np.ndarray | None = None):
+        table = read_parquet(self._fs, join(self._root, path), schema=MINHASH_SCHEMA)
+        table = live_signatures(table, removals)
+        yield table if members is None else member_rows(table, "minhash", members, new=False)
+
+
+class _StageKeptFn(beam.DoFn):
+    """Kept keys -> the staging area of the run; a reference to them."""
+
+    def __init__(self, url, storage_options, run_id):
+        self._url, self._storage_options, self._run_id = url, storage_options, run_id
+
+    def setup(self):
+        self._fs, self._root = open_url(self._url, self._storage_options)
+
+    def process(self, kept: pa.Table):
+        if kept.num_rows == 0:
+            return
+        path = f"{staging_dir(self._run_id)}/near/{_name(kept)}.arrow"
+        write_staged(self._fs, self._root, path, [kept])
+        yield StagedRows(path, 0)
+
+
+class _ReadKeptFn(beam.DoFn):
+    """A reference from ``_StageKeptFn`` -> ``fn(kept keys, *side inputs)``'s elements."""
+
+    def __init__(self, url, storage_options):
+        self._url, self._storage_options = url, storage_options
+
+    def setup(self):
+        self._fs, self._root = open_url(self._url, self._storage_options)
+
+    def process(self, ref: StagedRows, fn, *side):
+        yield from fn(read_staged(self._fs, self._root, ref), *side)
+
+
+class _WriteNearFn(beam.DoFn):
+    """The removed posts -> ``near_duplicates/<run_id>.parquet`` (none when there are none)."""
+
+    def __init__(self, url, storage_options, run_id):
+        self._url, self._storage_options, self._run_id = url, storage_options, run_id
+
+    def process(self, removed: pa.Table):
+        if removed.num_rows:
+            fs, root = open_url(self._url, self._storage_options)
+            yield write_side_file(fs, root, f"near_duplicates/{self._run_id}.parquet", removed)
+
+
+def _name(kept: pa.Table) -> str:
+    # The kept keys of one bucket: their smallest post id names them, the same on a retry.
+    first = min(kept.column("post_id").to_pylist())
+    return hashlib.sha256(first.encode()).hexdigest()[:16]
+
+
+class _WriteMinhashFn(beam.DoFn):
+    """Kept keys -> ``minhash/<run_id>-<name>.parquet`` (name: from the first post id, so a
+    retried bundle rewrites the same file)."""
+
+    def __init__(self, url, storage_options, run_id):
+        self._url, self._storage_options, self._run_id = url, storage_options, run_id
+
+    def setup(self):
+        self._fs, self._root = open_url(self._url, self._storage_options)
+
+    def process(self, kept: pa.Table):
+        if kept.num_rows == 0:
+            return
+        path = f"minhash/{self._run_id}-{_name(kept)}.parquet"
+        yield write_side_file(self._fs, self._root, path, minhash_rows(kept))
+
+
+def _drop(kept: pa.Table, removed: pa.Table):
+    if kept.num_rows == 0 or removed.num_rows == 0:
+        return kept, {}
+    gone = pc.fill_null(
+        pc.is_in(kept.column("post_id"), value_set=removed.column("post_id")), False
+    )
+    n = pc.sum(gone).as_py() or 0
+    return (kept.filter(pc.invert(gone)), {_COUNT: n}) if n else (kept, {})
+
+
+class DedupNear(beam.PTransform):
+    """Remove this run's posts that are near-duplicates of a committed post or of an earlier
+    post of the run (``transforms.posts.near_dup`` says which exactly).
+
+    Input: ``{"kept": tables of kept resolution keys with the ``_minhash`` column (see
+    ``StagePosts(minhash=True)``), "removals": one ``Removals``}``. Output: ``{"kept": the kept
+    keys without the removed posts, "tallies": ``{"deduplicated:near_duplicate": n}`` dicts,
+    "side_files": ``FileEntry`` s of the ``minhash/`` and ``near_duplicates/`` files written}``.
+
+    Example::
+
+        out = {"kept": kept, "removals": removals} | DedupNear(
+            "/data/posts", threshold=0.8, run_id=run_id, committed=[], buckets=8
+        )
+
+    Args:
+        dataset / storage_options: the dataset the run appends to.
+        threshold: the estimated Jaccard similarity (of character 5-gram sets) at or above which
+            a post is a near-duplicate, in (0, 1]; it sets the LSH bands (``minhash.lsh_params``).
+        run_id: the run's id (in the names of the files written).
+        committed: the ``minhash/`` files of the version the run builds on.
+        buckets: how many groups band keys are spread over.
+    """
+
+    def __init__(
+        self,
+        dataset: str,
+        *,
+        threshold: float,
+        run_id: str,
+        committed: Sequence[str],
+        buckets: int,
+        storage_options: Mapping[str, Any] | None = None,
+    ):
+        super().__init__()
+        self._params = lsh_params(threshold)
+        if buckets < 1:
+            raise ValueError(f"buckets={buckets}: expected >= 1")
+        self._url = dataset
+        self._run_id = run_id
+        self._committed = list(committed)
+        self._buckets = buckets
+        self._storage_options = dict(storage_options or {})
+
+    def expand(self, inputs):
+        kept, removals = inputs["kept"], beam.pvalue.AsSingleton(inputs["removals"])
+        p = kept.pipeline
+        params, buckets, run_id = self._params, self._buckets, self._run_id
+        url, so, files = self._url, self._storage_options, self._committed
+        # The kept keys go to the staging area once; references to them move on. Each step
+        # that reads them with a side input computed from them starts after its own
+        # Reshuffle: fused into the step that computes the side input, it would wait for
+        # itself (Beam's local runner stops with "watermark-pending bundles").
+        refs = kept | "StageKept" >> beam.ParDo(_StageKeptFn(url, so, run_id))
+        committed = (
+            p
+            | "ListCommittedMinhash" >> beam.Create(files)
+            | "ReadCommittedMinhash" >> beam.ParDo(_ReadCommittedFn(url, so), removals)
+        )
+        pairs = (
+            (
+                refs
+                | "NewBands"
+                >> beam.ParDo(
+                    _ReadKeptFn(url, so),
+                    lambda t: band_rows(t, "_minhash", params, new=True, buckets=buckets),
+                ),
+                committed
+                | "CommittedBands"
+                >> beam.FlatMap(
+                    lambda t: band_rows(t, "minhash", params, new=False, buckets=buckets)
+                ),
+            )
+            | "AllBands" >> beam.Flatten()
+            | "GroupByBand" >> beam.GroupByKey()
+            | "Candidates" >> beam.Map(lambda kv: candidate_pairs(list(kv[1])))
+            | "SomePairs" >> beam.Filter(lambda t: t.num_rows > 0)
+        )
+        posts = beam.pvalue.AsSingleton(
+            pairs
+            | "PairPosts"
+            >> beam.Map(lambda t: np.concatenate([t.column(0).to_numpy(), t.column(1).to_numpy()]))
+            | "AllPairPosts" >> beam.CombineGlobally(_UniquePosts())
+        )
+        members = (
+            refs
+            | "ReshuffleForMembers" >> beam.Reshuffle()
+            | "NewMembers"
+            >> beam.ParDo(
+                _ReadKeptFn(url, so),
+                lambda t, m: [member_rows(t, "_minhash", m, new=True)],
+                posts,
+            ),
+            p
+            | "ListCommittedForMembers" >> beam.Create(files)
+            | "CommittedMembers" >> beam.ParDo(_ReadCommittedFn(url, so), removals, posts),
+        ) | "AllMembers" >> beam.Flatten()
+        threshold = params.threshold
+        removed = (
+            p
+            | "ChooseTrigger" >> beam.Create([None])
+            | "Choose"
+            >> beam.Map(
+                lambda _, pr, mb: choose_removals(pr, mb, threshold, run_id),
+                beam.pvalue.AsList(pairs),
+                beam.pvalue.AsList(members | "SomeMembers" >> beam.Filter(lambda t: t.num_rows)),
+            )
+        )
+        dropped = (
+            refs
+            | "ReshuffleForDrop" >> beam.Reshuffle()
+            | "DropNear"
+            >> beam.ParDo(
+                _ReadKeptFn(url, so), lambda t, r: [_drop(t, r)], beam.pvalue.AsSingleton(removed)
+            )
+        )
+        kept = dropped | "NearKept" >> beam.Map(lambda d: d[0])
+        side_files = (
+            kept | "WriteMinhash" >> beam.ParDo(_WriteMinhashFn(url, so, run_id)),
+            removed | "WriteNearDuplicates" >> beam.ParDo(_WriteNearFn(url, so, run_id)),
+        ) | "AllSideFiles" >> beam.Flatten()
+        return {
+            "kept": kept,
+            "tallies": dropped | "NearCounts" >> beam.Map(lambda d: d[1]),
+            "side_files": side_files,
+        }
+
+
+class _UniquePosts(beam.CombineFn):
+    """The sorted distinct post keys of every candidate pair."""
+
+    def create_accumulator(self):
+        return []
+
+    def add_input(self, acc, keys):
+        acc.append(keys)
+        return acc
+
+    def merge_accumulators(self, accs):
+        return [np.concatenate([np.empty(0, np.uint64), *(k for acc in accs for k in acc)])]
+
+    def extract_output(self, acc):
+        if not acc:
+            return np.empty(0, np.uint64)
+        return np.unique(np.concatenate([np.empty(0, np.uint64), *acc]))

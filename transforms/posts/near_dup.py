@@ -1,0 +1,278 @@
+"""Near-duplicate posts (``--dedup-near``): candidates by LSH band, then the posts to remove.
+
+Plain functions over Arrow tables, wired into Beam by ``transforms.posts.dedup_near``:
+
+1. ``band_rows``: each post's band keys (``minhash.band_keys``) as rows ``(key, post, new)``,
+   split into buckets by key; ``post`` is a 64-bit hash of the post id (``post_keys``).
+2. ``candidate_pairs``: in a bucket, posts that share a band key are candidate pairs -- every
+   pair of a group of up to ``_ALL_PAIRS`` posts, each member with the group's first beyond
+   that; only pairs with at least one post of this run (committed posts were settled before).
+3. ``member_rows``: the signature, id, time and edit root of every post in some pair.
+4. ``choose_removals``: each candidate pair is verified by the estimated Jaccard of the two
+   signatures (``>= threshold``; versions of one edited post never count). Then, in order of
+   (``created_at``, ``post_id``), a post of this run is removed when it is a verified
+   near-duplicate of a post that stays: a committed post, or an earlier post of this run that
+   was not removed. Its kept twin is the earliest such post. So a chain A~B~C where A and C are
+   not near-duplicates keeps A and C and removes B: a post is only ever removed for a post that
+   is kept and that it is itself similar to, never through a chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from schemas import MINHASH_SCHEMA, NEAR_DUPLICATES_SCHEMA
+from schemas.near_dup import SIGNATURE_TYPE
+from transforms.posts.minhash import (
+    PERMUTATIONS,
+    LshParams,
+    band_keys,
+    estimated_jaccard,
+    signatures,
+)
+from transforms.posts.removals import Removals
+from transforms.posts.rows import edit_roots
+
+__all__ = [
+    "band_rows",
+    "candidate_pairs",
+    "choose_removals",
+    "live_signatures",
+    "member_rows",
+    "minhash_rows",
+    "post_keys",
+    "signature_column",
+    "signature_matrix",
+]
+
+# Groups of one band key up to this size give every pair; larger ones (the same text posted
+# hundreds of times) each member with the group's first, so pairs grow linearly.
+_ALL_PAIRS = 32
+_BAND_SCHEMA = pa.schema(
+    [("key", pa.uint64()), ("post", pa.uint64()), ("new", pa.bool_())],
+)
+_PAIR_SCHEMA = pa.schema([("a", pa.uint64()), ("b", pa.uint64())])
+
+
+def signature_column(texts: pa.ChunkedArray | pa.Array) -> pa.FixedSizeListArray:
+    """The MinHash signatures of ``texts`` as an Arrow column (``schemas.near_dup``)."""
+    sig = signatures(texts.to_pylist())
+    return pa.FixedSizeListArray.from_arrays(pa.array(sig.reshape(-1), pa.uint32()), PERMUTATIONS)
+
+
+def signature_matrix(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A signature column -> ``uint32[rows, PERMUTATIONS]``."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks else pa.array([], SIGNATURE_TYPE)
+    flat = column.flatten().to_numpy(zero_copy_only=False)
+    return np.asarray(flat, np.uint32).reshape(-1, PERMUTATIONS)
+
+
+def post_keys(ids: pa.ChunkedArray | pa.Array | Sequence[str]) -> np.ndarray:
+    """A 64-bit key per post id (the same in every process): what band rows and pairs carry."""
+    values = ids.to_pylist() if hasattr(ids, "to_pylist") else list(ids)
+    return np.fromiter(
+        (
+            int.from_bytes(hashlib.blake2b(v.encode(), digest_size=8).digest(), "little")
+            for v in values
+        ),
+        np.uint64,
+        len(values),
+    )
+
+
+def band_rows(
+    table: pa.Table, column: str, params: LshParams, *, new: bool, buckets: int
+) -> Iterator[tuple[int, pa.Table]]:
+    """(bucket, rows ``(key, post, new)``) for every band key of the posts of ``table`` (with
+    ``post_id`` and the signature column ``column``); posts without shingles give none."""
+    if table.num_rows == 0:
+        return
+    keys = band_keys(signature_matrix(table.column(column)), params).reshape(-1)
+    posts = np.repeat(post_keys(table.column("post_id")), params.bands)
+    present = keys != 0
+    keys, posts = keys[present], posts[present]
+    bucket = (keys % np.uint64(buckets)).astype(np.int64)
+    order = np.argsort(bucket, kind="stable")
+    bounds = np.flatnonzero(np.diff(bucket[order])) + 1
+    for part in np.split(order, bounds):
+        if len(part):
+            yield (
+                int(bucket[part[0]]),
+                pa.table(
+                    [
+                        pa.array(keys[part]),
+                        pa.array(posts[part]),
+                        pa.array(np.full(len(part), new)),
+                    ],
+                    schema=_BAND_SCHEMA,
+                ),
+            )
+
+
+def candidate_pairs(tables: Sequence[pa.Table]) -> pa.Table:
+    """Pairs ``(a, b)`` (post keys, ``a < b``, each once) of posts sharing a band key in
+    ``tables`` (one bucket's band rows), at least one of them new."""
+    if not tables:
+        return _PAIR_SCHEMA.empty_table()
+    rows = pa.concat_tables(tables)
+    keys = rows.column("key").to_numpy()
+    posts = rows.column("post").to_numpy()
+    new = rows.column("new").to_numpy(zero_copy_only=False)
+    order = np.lexsort((posts, keys))
+    keys, posts, new = keys[order], posts[order], new[order]
+    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    sizes = np.diff(np.append(starts, len(keys)))
+    a_out, b_out = [], []
+    for start, size in zip(starts[sizes > 1], sizes[sizes > 1], strict=True):
+        members, fresh = posts[start : start + size], new[start : start + size]
+        if not fresh.any():
+            continue
+        if size <= _ALL_PAIRS:
+            i, j = np.triu_indices(size, 1)
+        else:
+            i, j = np.zeros(size - 1, np.int64), np.arange(1, size)
+        keep = (fresh[i] | fresh[j]) & (members[i] != members[j])
+        a_out.append(np.minimum(members[i], members[j])[keep])
+        b_out.append(np.maximum(members[i], members[j])[keep])
+    if not a_out:
+        return _PAIR_SCHEMA.empty_table()
+    pairs = np.unique(np.stack((np.concatenate(a_out), np.concatenate(b_out)), axis=1), axis=0)
+    return pa.table([pa.array(pairs[:, 0]), pa.array(pairs[:, 1])], schema=_PAIR_SCHEMA)
+
+
+def member_rows(table: pa.Table, column: str, members: np.ndarray, *, new: bool) -> pa.Table:
+    """The rows of ``table`` whose post key is in ``members`` (sorted): ``post``, ``post_id``,
+    ``created_at``, ``edit_root``, ``new`` and the signature as ``minhash``."""
+    keys = post_keys(table.column("post_id")) if table.num_rows else np.empty(0, np.uint64)
+    hit = np.isin(keys, members, assume_unique=False)
+    if not hit.any():
+        return _member_schema().empty_table()
+    rows = table.filter(pa.array(hit))
+    roots = rows.column("edit_root") if "edit_root" in rows.column_names else edit_roots(rows)
+    return pa.table(
+        [
+            pa.array(keys[hit]),
+            rows.column("post_id"),
+            rows.column("created_at"),
+            pa.array(roots, pa.string()) if isinstance(roots, list) else roots,
+            pa.array(np.full(rows.num_rows, new)),
+            rows.column(column),
+        ],
+        schema=_member_schema(),
+    )
+
+
+def _member_schema() -> pa.Schema:
+    return pa.schema(
+        [
+            ("post", pa.uint64()),
+            ("post_id", pa.string()),
+            ("created_at", pa.timestamp("ms", tz="UTC")),
+            ("edit_root", pa.string()),
+            ("new", pa.bool_()),
+            ("minhash", SIGNATURE_TYPE),
+        ]
+    )
+
+
+def choose_removals(
+    pairs: Sequence[pa.Table], members: Sequence[pa.Table], threshold: float, run_id: str
+) -> pa.Table:
+    """The posts of this run to remove, each with its kept twin (``NEAR_DUPLICATES_SCHEMA``);
+    see the module docstring for the rule."""
+    pair_table = pa.concat_tables([*pairs, _PAIR_SCHEMA.empty_table()])
+    info = pa.concat_tables([*members, _member_schema().empty_table()])
+    if pair_table.num_rows == 0 or info.num_rows == 0:
+        return NEAR_DUPLICATES_SCHEMA.empty_table()
+    # A committed post may be listed twice (its signature file and a rewrite): first wins.
+    keys = info.column("post").to_numpy()
+    _, first = np.unique(keys, return_index=True)
+    info = info.take(pa.array(np.sort(first)))
+    keys = info.column("post").to_numpy()
+    index = {int(k): i for i, k in enumerate(keys)}
+    a = pair_table.column("a").to_numpy()
+    b = pair_table.column("b").to_numpy()
+    known = np.array([int(x) in index and int(y) in index for x, y in zip(a, b, strict=True)])
+    if not known.any():
+        return NEAR_DUPLICATES_SCHEMA.empty_table()
+    ia = np.array([index[int(x)] for x in a[known]], np.int64)
+    ib = np.array([index[int(y)] for y in b[known]], np.int64)
+    sig = signature_matrix(info.column("minhash"))
+    est = estimated_jaccard(sig[ia], sig[ib])
+    roots = info.column("edit_root").to_pylist()
+    new = info.column("new").to_numpy(zero_copy_only=False)
+    verified = (est >= threshold) & (new[ia] | new[ib])
+    verified &= np.array([roots[x] != roots[y] for x, y in zip(ia, ib, strict=True)], bool)
+    created = info.column("created_at").cast(pa.int64()).to_numpy()
+    ids = info.column("post_id").to_pylist()
+    neighbours: dict[int, list[tuple[int, float]]] = defaultdict(list)
+    for x, y, e in zip(ia[verified], ib[verified], est[verified], strict=True):
+        neighbours[int(x)].append((int(y), float(e)))
+        neighbours[int(y)].append((int(x), float(e)))
+    # Committed posts stay whatever their time; this run's posts are decided in time order.
+    order = sorted(neighbours, key=lambda i: (bool(new[i]), int(created[i]), ids[i]))
+    kept: set[int] = set()
+    removed: list[tuple[int, int, float]] = []
+    for i in order:
+        twins = [(j, e) for j, e in neighbours[i] if j in kept]
+        if new[i] and twins:
+            j, e = min(twins, key=lambda t: (bool(new[t[0]]), int(created[t[0]]), ids[t[0]]))
+            removed.append((i, j, e))
+        else:
+            kept.add(i)
+    removed.sort(key=lambda r: (int(created[r[0]]), ids[r[0]]))
+    gone = pa.array([r[0] for r in removed], pa.int64())
+    twin = pa.array([r[1] for r in removed], pa.int64())
+    return pa.table(
+        [
+            info.column("post_id").take(gone),
+            info.column("created_at").take(gone),
+            info.column("post_id").take(twin),
+            info.column("created_at").take(twin),
+            pa.array([r[2] for r in removed], pa.float32()),
+            pa.array([run_id] * len(removed), pa.string()),
+        ],
+        schema=NEAR_DUPLICATES_SCHEMA,
+    )
+
+
+def minhash_rows(kept: pa.Table, column: str = "_minhash") -> pa.Table:
+    """The ``MINHASH_SCHEMA`` rows of kept resolution keys (what a run stores for later runs)."""
+    return pa.table(
+        [
+            kept.column("post_id"),
+            kept.column("created_at"),
+            kept.column("author_id"),
+            pa.array(edit_roots(kept), pa.string()),
+            kept.column(column),
+        ],
+        schema=MINHASH_SCHEMA,
+    )
+
+
+def live_signatures(table: pa.Table, removals: Removals) -> pa.Table:
+    """Committed signature rows without the posts compliance has removed since (deleted,
+    dropped, superseded by an edit, or by a blocked author): a removed post never removes a
+    new one."""
+    if table.num_rows == 0:
+        return table
+    gone = None
+    for column, name in (
+        ("post_id", "posts"),
+        ("edit_root", "posts"),
+        ("post_id", "superseded"),
+        ("author_id", "authors"),
+    ):
+        keys, _ = removals.array(name)
+        if not len(keys):
+            continue
+        hit = pc.fill_null(pc.is_in(table.column(column), value_set=keys), False)
+        gone = hit if gone is None else pc.or_(gone, hit)
+    return table if gone is None else table.filter(pc.invert(gone))
