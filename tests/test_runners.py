@@ -158,6 +158,19 @@ def _content(url: str, key: str | None) -> pa.Table:
     return table.sort_by(key) if key else table
 
 
+def _side_files(url: str) -> dict[str, pa.Table]:
+    """The ``--dedup-near`` side files of the latest version, by directory, without run ids."""
+    ds = Dataset.open(url)
+    out = {}
+    for prefix in ("minhash/", "near_duplicates/"):
+        paths = [e.path for e in ds.manifest().side_files if e.path.startswith(prefix)]
+        table = pa.concat_tables(read_parquet(ds.fs, ds.path(p)) for p in paths)
+        if "run_id" in table.column_names:
+            table = table.drop_columns(["run_id"])
+        out[prefix] = table.sort_by("post_id")
+    return out
+
+
 def test_every_pipeline_gives_the_same_content_on_every_runner(
     samples, dask_cluster, job_service, tmp_path
 ):
@@ -190,6 +203,16 @@ def test_every_pipeline_gives_the_same_content_on_every_runner(
                     shards=2,
                 ),
             ),
+            (
+                # --dedup-near: its removals, their record and the stored signatures too
+                run_posts,
+                IngestPostsConfig(
+                    sources=(str(samples / "posts"),),
+                    dataset=str(out / "near"),
+                    dedup_near=0.8,
+                    max_reject_rate=0.1,
+                ),
+            ),
         ]
         reports = []
         for run, config in runs:
@@ -208,11 +231,13 @@ def test_every_pipeline_gives_the_same_content_on_every_runner(
                 assert last["tokens"] == tokens and last["done"] == report.records_in, name
             else:
                 assert last["records"] == report.records_in, name
-        assert [r.status for r in reports] == ["committed"] * 3, (name, reports)
+        assert [r.status for r in reports] == ["committed"] * 4, (name, reports)
         tokens = Dataset.open(str(out / "tokens"))
         results[name] = {
             "posts": _content(str(out / "posts"), "post_id"),
             "clips": _content(str(out / "clips"), "clip_id"),
+            "near": _content(str(out / "near"), "post_id"),
+            "near_side": _side_files(str(out / "near")),
             # Token shards: the same bytes, file by file (names differ only by run id).
             "tokens": [f.checksum for f in sorted(tokens.files(), key=lambda f: f.path)],
             "counts": [(r.records_in, r.records_written, r.records_rejected) for r in reports],
@@ -221,9 +246,17 @@ def test_every_pipeline_gives_the_same_content_on_every_runner(
     local = results["local"]
     assert local["posts"].num_rows > 100 and local["clips"].num_rows == 2
     assert len(local["tokens"]) == 2
+    # the sample's templated texts have near-duplicates: some went, each with its kept twin
+    removed = local["near_side"]["near_duplicates/"]
+    assert 0 < removed.num_rows == local["posts"].num_rows - local["near"].num_rows
+    kept = set(local["near"].column("post_id").to_pylist())
+    assert set(removed.column("kept_post_id").to_pylist()) <= kept
+    assert local["near_side"]["minhash/"].column("post_id").to_pylist() == sorted(kept)
     for name in ("dask", "portable"):
-        for what in ("posts", "clips"):
+        for what in ("posts", "clips", "near"):
             assert results[name][what].equals(local[what]), (name, what)
+        for where, table in local["near_side"].items():
+            assert results[name]["near_side"][where].equals(table), (name, where)
         assert results[name]["tokens"] == local["tokens"], name
         assert results[name]["counts"] == local["counts"], name
 

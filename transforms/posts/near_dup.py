@@ -127,6 +127,11 @@ def candidate_pairs(tables: Sequence[pa.Table]) -> pa.Table:
     new = rows.column("new").to_numpy(zero_copy_only=False)
     order = np.lexsort((posts, keys))
     keys, posts, new = keys[order], posts[order], new[order]
+    # Each (key, post) once: a runner may hand a step the same element twice (Beam's Dask
+    # runner repeats elements of side inputs it computes inside a task), and a repeated post
+    # must not make a group look larger than it is.
+    once = np.concatenate(([True], (keys[1:] != keys[:-1]) | (posts[1:] != posts[:-1])))
+    keys, posts, new = keys[once], posts[once], new[once]
     starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
     sizes = np.diff(np.append(starts, len(keys)))
     a_out, b_out = [], []
@@ -197,8 +202,11 @@ def choose_removals(
     info = info.take(pa.array(np.sort(first)))
     keys = info.column("post").to_numpy()
     index = {int(k): i for i, k in enumerate(keys)}
-    a = pair_table.column("a").to_numpy()
-    b = pair_table.column("b").to_numpy()
+    # Each pair once, whatever a runner repeated (see ``candidate_pairs``).
+    both = np.unique(
+        np.stack([pair_table.column("a").to_numpy(), pair_table.column("b").to_numpy()], 1), axis=0
+    )
+    a, b = both[:, 0], both[:, 1]
     known = np.array([int(x) in index and int(y) in index for x, y in zip(a, b, strict=True)])
     if not known.any():
         return NEAR_DUPLICATES_SCHEMA.empty_table()

@@ -1,0 +1,333 @@
+"""``--dedup-near``: MinHash signatures, LSH parameters, which posts go, and ingest runs that
+remove near-duplicates within a run, against committed posts, and not after a compliance delete."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from tablegen import read_version
+from test_compliance_events import post_event
+
+from catalog import Dataset
+from catalog.gc import collect_garbage
+from pipelines.ingest_posts import IngestPostsConfig, run
+from runners.options import beam_options
+from schemas import MINHASH_SCHEMA, NEAR_DUPLICATES_SCHEMA
+from schemas.errors import UserError
+from schemas.near_dup import SIGNATURE_TYPE
+from transforms.posts.minhash import (
+    PERMUTATIONS,
+    band_keys,
+    candidate_probability,
+    estimated_jaccard,
+    lsh_params,
+    signatures,
+)
+from transforms.posts.near_dup import choose_removals, post_keys
+from transforms.posts.text import dedup_form
+
+BIN = Path(sys.executable).parent / "shardsmith"
+
+
+def _shingles(text: str) -> set[str]:
+    f = dedup_form(text)
+    if len(f) < 5:
+        return {f} if f else set()
+    return {f[i : i + 5] for i in range(len(f) - 4)}
+
+
+def jaccard(a: str, b: str) -> float:
+    """Brute force: what the signatures estimate."""
+    sa, sb = _shingles(a), _shingles(b)
+    return len(sa & sb) / len(sa | sb) if sa | sb else 0.0
+
+
+def _words(rng: random.Random, n: int) -> list[str]:
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    return ["".join(rng.choice(letters) for _ in range(rng.randint(3, 8))) for _ in range(n)]
+
+
+def _text(rng: random.Random, vocab: list[str], n: int = 25) -> str:
+    return " ".join(rng.choice(vocab) for _ in range(n))
+
+
+def test_signatures_estimate_jaccard_and_do_not_depend_on_the_batch():
+    rng = random.Random(7)
+    vocab = _words(rng, 3000)
+    pairs = []
+    for _ in range(300):
+        words = _text(rng, vocab).split()
+        other = list(words)
+        for _ in range(rng.randint(0, 12)):  # replace some words: Jaccard from 1 down to ~0.2
+            other[rng.randrange(len(other))] = rng.choice(vocab)
+        pairs.append((" ".join(words), " ".join(other)))
+    sig = signatures([t for pair in pairs for t in pair])
+    assert sig.shape == (600, PERMUTATIONS) and sig.dtype == np.uint32
+    est = estimated_jaccard(sig[0::2], sig[1::2])
+    true = np.array([jaccard(a, b) for a, b in pairs])
+    assert true.min() < 0.4 and true.max() == 1.0
+    # unbiased, and no noisier than the binomial error of PERMUTATIONS independent hashes
+    assert abs((est - true).mean()) < 0.01
+    assert ((est - true) ** 2).mean() < 1.3 * (true * (1 - true) / PERMUTATIONS).mean()
+    # a text's signature is the same alone, in another batch, in small chunks
+    alone = signatures([pairs[5][1]])
+    assert (alone[0] == sig[11]).all()
+    assert (signatures([t for p in pairs for t in p], chunk=64) == sig).all()
+
+
+def test_case_spacing_links_and_repost_prefix_do_not_count():
+    base = "Traffic on the bridge is wild this morning, stay safe"
+    same = [
+        "TRAFFIC on the bridge is   wild this morning, stay safe",
+        "Traffic on the bridge is wild this morning, stay safe https://t.co/abc",
+        "RT @someone: Traffic on the bridge is wild this morning, stay safe",
+        "  traffic on the bridge is wild\nthis morning, stay safe ",
+    ]
+    sig = signatures([base, *same, "", None, "ok", "OK "])
+    for i in range(1, 5):
+        assert (sig[i] == sig[0]).all(), same[i - 1]
+    keys = band_keys(sig, lsh_params(0.8))
+    assert (keys[5] == 0).all() and (keys[6] == 0).all()  # no text: never a candidate
+    assert (keys[7] == keys[8]).all() and (keys[7] != 0).all()  # short texts are one shingle
+    assert len({int(k) for k in keys[0]} & {int(k) for k in keys[7]}) == 0
+
+
+def test_bands_and_rows_follow_the_threshold():
+    for t in (0.5, 0.7, 0.8, 0.9, 0.95):
+        p = lsh_params(t)
+        assert p.bands * p.rows <= PERMUTATIONS
+        assert candidate_probability(t, p.bands, p.rows) >= 0.95
+        more = p.rows + 1
+        assert candidate_probability(t, PERMUTATIONS // more, more) < 0.95
+        # recall at threshold + 0.1 and (almost) no candidates far below
+        assert candidate_probability(min(1, t + 0.1), p.bands, p.rows) > 0.99
+    assert (lsh_params(0.8).bands, lsh_params(0.8).rows) == (10, 6)
+    for bad in (0, -0.1, 1.5):
+        with pytest.raises(ValueError, match=r"expected a number in \(0, 1\]"):
+            lsh_params(bad)
+    with pytest.raises(UserError, match=r"--dedup-near 1.5: expected a similarity in \(0, 1\]"):
+        IngestPostsConfig(sources=("x",), dataset="y", dedup_near=1.5)
+
+
+def _members(specs: list[tuple[str, int, bool, str, np.ndarray]]) -> pa.Table:
+    """(post_id, created_at ms, new, edit_root, signature) -> member rows."""
+    ids = [s[0] for s in specs]
+    return pa.table(
+        {
+            "post": pa.array(post_keys(ids)),
+            "post_id": ids,
+            "created_at": pa.array([s[1] for s in specs], pa.timestamp("ms", tz="UTC")),
+            "edit_root": [s[3] for s in specs],
+            "new": [s[2] for s in specs],
+            "minhash": pa.FixedSizeListArray.from_arrays(
+                pa.array(np.concatenate([s[4] for s in specs]), pa.uint32()), PERMUTATIONS
+            ),
+        }
+    ).cast(
+        pa.schema(
+            [
+                ("post", pa.uint64()),
+                ("post_id", pa.string()),
+                ("created_at", pa.timestamp("ms", tz="UTC")),
+                ("edit_root", pa.string()),
+                ("new", pa.bool_()),
+                ("minhash", SIGNATURE_TYPE),
+            ]
+        )
+    )
+
+
+def _pairs(ids: list[tuple[str, str]]) -> pa.Table:
+    a = post_keys([x for x, _ in ids])
+    b = post_keys([y for _, y in ids])
+    return pa.table({"a": np.minimum(a, b), "b": np.maximum(a, b)})
+
+
+def _sig(agree_with: np.ndarray | None, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    fresh = rng.integers(0, 2**32 - 1, PERMUTATIONS, dtype=np.uint32)
+    if agree_with is None:
+        return fresh
+    n = round(fraction * PERMUTATIONS)
+    return np.concatenate([agree_with[:n], fresh[n:]])
+
+
+def test_a_chain_removes_only_posts_similar_to_a_kept_one():
+    rng = np.random.default_rng(1)
+    a = _sig(None, 0, rng)
+    b, c = a.copy(), a.copy()
+    b[56:] = rng.integers(0, 2**31, 8, dtype=np.uint32)  # A~B: 56 of 64 agree
+    c[56:] = b[56:]
+    c[:8] = rng.integers(2**31, 2**32 - 1, 8, dtype=np.uint32)  # B~C: 56; A~C: 48
+    assert estimated_jaccard(b, c) >= 0.8 > estimated_jaccard(a, c)
+    members = _members([("1", 10, True, "1", a), ("2", 20, True, "2", b), ("3", 30, True, "3", c)])
+    pairs = _pairs([("1", "2"), ("2", "3"), ("1", "3")])
+    out = choose_removals([pairs], [members], 0.8, "run")
+    assert out.schema.equals(NEAR_DUPLICATES_SCHEMA)
+    assert out.select(["post_id", "kept_post_id"]).to_pylist() == [
+        {"post_id": "2", "kept_post_id": "1"}
+    ]
+    assert out.column("estimated_jaccard")[0].as_py() == pytest.approx(56 / 64)
+    # the input order does not matter: time, then id, decides
+    shuffled = choose_removals([pairs.take([2, 0, 1])], [members.take([2, 1, 0])], 0.8, "run")
+    assert shuffled.equals(out)
+    # the same time: the smaller id is the earlier post
+    tied = _members([("9", 10, True, "9", a), ("8", 10, True, "8", b)])
+    out = choose_removals([_pairs([("8", "9")])], [tied], 0.8, "run")
+    assert out.column("post_id").to_pylist() == ["9"]
+
+
+def test_committed_posts_stay_and_versions_of_one_post_never_pair():
+    rng = np.random.default_rng(2)
+    a = _sig(None, 0, rng)
+    near = _sig(a, 0.95, rng)
+    # a committed post later than the new one still stays; the new one goes
+    members = _members([("1", 50, False, "1", a), ("2", 10, True, "2", near)])
+    out = choose_removals([_pairs([("1", "2")])], [members], 0.8, "r")
+    assert out.select(["post_id", "kept_post_id"]).to_pylist() == [
+        {"post_id": "2", "kept_post_id": "1"}
+    ]
+    # two committed posts: settled before, nothing to do
+    members = _members([("1", 50, False, "1", a), ("2", 10, False, "2", near)])
+    assert choose_removals([_pairs([("1", "2")])], [members], 0.8, "r").num_rows == 0
+    # an edit of a committed post is the same post, not a near-duplicate of it
+    members = _members([("1", 50, False, "1", a), ("2", 60, True, "1", near)])
+    assert choose_removals([_pairs([("1", "2")])], [members], 0.8, "r").num_rows == 0
+    # below the threshold: a candidate, not a near-duplicate
+    far = _sig(a, 0.7, rng)
+    members = _members([("1", 50, True, "1", a), ("2", 60, True, "2", far)])
+    assert choose_removals([_pairs([("1", "2")])], [members], 0.8, "r").num_rows == 0
+
+
+T0 = 1_700_000_000_000
+
+
+def _post(pid: str, text: str, minutes: int, author: str = "7") -> dict:
+    ts = T0 + minutes * 60_000
+    iso = f"{np.datetime64(ts, 'ms').astype(str)}Z"
+    return {"id": pid, "text": text, "created_at": iso, "author_id": author}
+
+
+class _Runs:
+    def __init__(self, root: Path, threshold: float = 0.8):
+        self.root, self.dataset, self.n, self.threshold = root, str(root / "ds"), 0, threshold
+
+    def ingest(self, lines: list[dict]):
+        self.n += 1
+        src = self.root / f"in{self.n}.jsonl"
+        src.write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines))
+        config = IngestPostsConfig(
+            sources=(str(src),), dataset=self.dataset, dedup_near=self.threshold
+        )
+        report = run(config, beam_options("local", 1, ["--direct_running_mode=in_memory"]))
+        assert report.status == "committed", report.message
+        assert report.records_in == report.accounted  # nothing lost
+        return report
+
+    def ids(self) -> list[str]:
+        return sorted(read_version(Dataset.open(self.dataset)).column("post_id").to_pylist())
+
+    def side(self, prefix: str, schema: pa.Schema, version: int | None = None) -> pa.Table:
+        ds = Dataset.open(self.dataset)
+        entries = [e for e in ds.manifest(version).side_files if e.path.startswith(prefix)]
+        tables = [pq.read_table(ds.path(e.path)) for e in entries]
+        return pa.concat_tables([schema.empty_table(), *tables]).sort_by("post_id")
+
+
+def test_ingest_removes_near_duplicates_within_a_run_and_against_committed_posts(tmp_path):
+    rng = random.Random(3)
+    vocab = _words(rng, 2000)
+    originals = [_text(rng, vocab, 20) for _ in range(30)]
+    lines, expected_removed = [], {}
+    for i, text in enumerate(originals):
+        lines.append(_post(f"{100 + i}", text, minutes=i))
+    # planted near-duplicates, later than their original: case, spacing, a link, one word
+    variants = {
+        200: (100, originals[0].upper()),
+        201: (101, originals[1].replace(" ", "  ") + " https://t.co/xyz"),
+        202: (102, originals[2] + " " + vocab[0]),
+        203: (103, "RT @a: " + originals[3]),
+        204: (100, originals[0] + " !!"),
+    }
+    for pid, (orig, text) in variants.items():
+        assert jaccard(text, originals[orig - 100]) >= 0.9
+        lines.append(_post(str(pid), text, minutes=100 + pid))
+        expected_removed[str(pid)] = str(orig)
+    # an earlier near-duplicate (by time) is the one kept: 106's twin 300 is older
+    lines.append(_post("300", originals[6] + " ok", minutes=-5))
+    expected_removed["106"] = "300"
+    random.Random(0).shuffle(lines)
+    runs = _Runs(tmp_path)
+    report = runs.ingest(lines)
+    assert report.deduplicated_by_reason.get("near_duplicate") == len(expected_removed)
+    everything = {str(x["id"]) for x in lines}
+    assert runs.ids() == sorted(everything - expected_removed.keys())
+    removed = runs.side("near_duplicates/", NEAR_DUPLICATES_SCHEMA)
+    assert (
+        dict(
+            zip(*(removed.column(c).to_pylist() for c in ("post_id", "kept_post_id")), strict=True)
+        )
+        == expected_removed
+    )
+    assert all(e >= 0.8 for e in removed.column("estimated_jaccard").to_pylist())
+    # the signatures of exactly the posts written are stored
+    sigs = runs.side("minhash/", MINHASH_SCHEMA)
+    assert sigs.column("post_id").to_pylist() == runs.ids()
+
+    # an incremental run: new posts against the committed ones, by their stored signatures
+    later = [
+        _post("400", originals[10].title(), minutes=500),
+        _post("401", _text(rng, vocab, 20), minutes=501),
+        _post("402", originals[10] + " yes", minutes=502),
+    ]
+    report = runs.ingest(later)
+    assert report.deduplicated_by_reason.get("near_duplicate") == 2
+    assert "401" in runs.ids() and "400" not in runs.ids() and "402" not in runs.ids()
+    v2 = runs.side("near_duplicates/", NEAR_DUPLICATES_SCHEMA)
+    assert {r["post_id"]: r["kept_post_id"] for r in v2.to_pylist()} == {
+        **expected_removed,
+        "400": "110",
+        "402": "110",
+    }
+    # only the new run's written post was hashed and stored; the first run's files stay listed
+    assert runs.side("minhash/", MINHASH_SCHEMA).column("post_id").to_pylist() == runs.ids()
+    assert {e.version for e in Dataset.open(runs.dataset).manifest().side_files} == {1, 2}
+
+    # compliance deletes 110: its signature no longer removes anything
+    runs.ingest([post_event("delete", "110", "7")])
+    report = runs.ingest([_post("500", originals[10] + " again", minutes=600)])
+    assert not report.deduplicated_by_reason.get("near_duplicate") and "500" in runs.ids()
+
+    # gc keeps every listed side file
+    collect_garbage(Dataset.open(runs.dataset), min_age=timedelta(0))
+    ds = Dataset.open(runs.dataset)
+    assert all(ds.fs.exists(ds.path(e.path)) for e in ds.manifest().side_files)
+
+
+def test_the_cli_explains_a_bad_threshold(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(orjson.dumps(_post("1", "hello there", 0)) + b"\n")
+    out = subprocess.run(
+        [str(BIN), "ingest", "posts", str(src), "--to", str(tmp_path / "ds"), "--dedup-near", "0"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2
+    assert (
+        out.stderr.strip()
+        .splitlines()[-1]
+        .endswith("--dedup-near 0.0: expected a similarity in (0, 1], e.g. 0.8")
+    )
+    assert len(out.stderr.strip().splitlines()) == 1
+    help_text = subprocess.run(
+        [str(BIN), "ingest", "posts", "--help"], capture_output=True, text=True
+    ).stdout
+    assert "--dedup-near THRESHOLD" in help_text and "5-grams" in help_text
