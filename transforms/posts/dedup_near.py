@@ -36,9 +36,13 @@ from transforms.posts.near_dup import (
     band_rows,
     candidate_pairs,
     choose_removals,
+    copy_rows,
+    expand_removals,
     live_signatures,
     member_rows,
     minhash_rows,
+    split_copies,
+    with_post_keys,
 )
 from transforms.posts.removals import Removals
 
@@ -71,7 +75,7 @@ class _ReadCommittedFn(beam.DoFn):
 
     def process(self, path: str, removals: Removals, members: np.ndarray | None = None):
         table = read_parquet(self._fs, join(self._root, path), schema=MINHASH_SCHEMA)
-        table = live_signatures(table, removals)
+        table = with_post_keys(live_signatures(table, removals))
         yield table if members is None else member_rows(table, "minhash", members, new=False)
 
 
@@ -88,7 +92,7 @@ class _StageKeptFn(beam.DoFn):
         if kept.num_rows == 0:
             return
         path = f"{staging_dir(self._run_id)}/near/{_name(kept)}.arrow"
-        write_staged(self._fs, self._root, path, [kept])
+        write_staged(self._fs, self._root, path, [with_post_keys(kept)])
         yield StagedRows(path, 0)
 
 
@@ -209,13 +213,40 @@ class DedupNear(beam.PTransform):
             | "ListCommittedMinhash" >> beam.Create(files)
             | "ReadCommittedMinhash" >> beam.ParDo(_ReadCommittedFn(url, so), removals)
         )
+        # Posts with the signature of an earlier one (reposts, copy-paste) are set aside.
+        copies = (
+            (
+                refs
+                | "NewSignatureKeys"
+                >> beam.ParDo(
+                    _ReadKeptFn(url, so),
+                    lambda t: copy_rows(t, "_minhash", new=True, buckets=buckets),
+                ),
+                committed
+                | "CommittedSignatureKeys"
+                >> beam.FlatMap(lambda t: copy_rows(t, "minhash", new=False, buckets=buckets)),
+            )
+            | "AllSignatureKeys" >> beam.Flatten()
+            | "GroupBySignature" >> beam.GroupByKey()
+            | "Copies" >> beam.Map(lambda kv: split_copies(list(kv[1])))
+            | "SomeCopies" >> beam.Filter(lambda t: t.num_rows > 0)
+        )
+        copy_posts = beam.pvalue.AsSingleton(
+            copies
+            | "CopyPosts" >> beam.Map(lambda t: t.column("post").to_numpy())
+            | "AllCopyPosts" >> beam.CombineGlobally(_UniquePosts())
+        )
         pairs = (
             (
                 refs
+                | "ReshuffleForBands" >> beam.Reshuffle()
                 | "NewBands"
                 >> beam.ParDo(
                     _ReadKeptFn(url, so),
-                    lambda t: band_rows(t, "_minhash", params, new=True, buckets=buckets),
+                    lambda t, skip: band_rows(
+                        t, "_minhash", params, new=True, buckets=buckets, skip=skip
+                    ),
+                    copy_posts,
                 ),
                 committed
                 | "CommittedBands"
@@ -253,9 +284,12 @@ class DedupNear(beam.PTransform):
             | "ChooseTrigger" >> beam.Create([None])
             | "Choose"
             >> beam.Map(
-                lambda _, pr, mb: choose_removals(pr, mb, threshold, run_id),
+                lambda _, pr, mb, cp: expand_removals(
+                    choose_removals(pr, mb, threshold, run_id), cp, run_id
+                ),
                 beam.pvalue.AsList(pairs),
                 beam.pvalue.AsList(members | "SomeMembers" >> beam.Filter(lambda t: t.num_rows)),
+                beam.pvalue.AsList(copies),
             )
         )
         dropped = (

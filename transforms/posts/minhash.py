@@ -34,6 +34,7 @@ __all__ = [
     "candidate_probability",
     "estimated_jaccard",
     "lsh_params",
+    "signature_keys",
     "signatures",
 ]
 
@@ -176,13 +177,27 @@ def band_keys(sig: np.ndarray, params: LshParams) -> np.ndarray:
     sig = np.asarray(sig, np.uint32).reshape(-1, PERMUTATIONS)
     r = params.rows
     keys = np.empty((len(sig), params.bands), np.uint64)
-    wide = sig.astype(np.uint64)
+    wide = sig.T.astype(np.uint64)  # one contiguous row per hash function
     for band in range(params.bands):
         # A random linear combination of the band's values (mod 2**64), finalized: equal bands
         # give equal keys; unequal ones collide with probability ~2**-64.
         h = np.full(len(sig), _BAND_SEEDS[band], np.uint64)
         for j in range(r):
-            h += wide[:, band * r + j] * _A[j]
+            h += wide[band * r + j] * _A[j]
         keys[:, band] = _fmix64(h) | _U64(1)  # never 0: 0 marks "no key"
+    keys[(sig == _EMPTY).all(axis=1)] = 0
+    return keys
+
+
+def signature_keys(sig: np.ndarray) -> np.ndarray:
+    """``uint64[len(sig)]``: a hash of each whole signature (equal signatures, equal keys;
+    0 for a text without shingles). Posts with equal signatures have the same estimated
+    similarity to every post, so ``near_dup`` decides for one of them and copies the rest."""
+    sig = np.asarray(sig, np.uint32).reshape(-1, PERMUTATIONS)
+    wide = sig.T.astype(np.uint64)
+    h = np.full(len(sig), _BAND_SEEDS[-1], np.uint64)
+    for j in range(PERMUTATIONS):
+        h += wide[j] * _A[j]
+    keys = _fmix64(h) | _U64(1)
     keys[(sig == _EMPTY).all(axis=1)] = 0
     return keys

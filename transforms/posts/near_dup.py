@@ -2,6 +2,12 @@
 
 Plain functions over Arrow tables, wired into Beam by ``transforms.posts.dedup_near``:
 
+0. ``copy_rows`` / ``split_copies``: posts with equal signatures (the same normalized text,
+   mostly: reposts, copy-paste) have the same estimate against every post, so only the first of
+   them (a committed one, else the earliest) goes on; the others are its *copies*, and
+   ``expand_removals`` gives them its fate at the end: removed with it for its twin, or removed
+   for it (estimate 1.0) when it stays. The result is the same as deciding each copy, and a
+   stream where a third of the posts repeat a text costs the steps below nothing for them.
 1. ``band_rows``: each post's band keys (``minhash.band_keys``) as rows ``(key, post, new)``,
    split into buckets by key; ``post`` is a 64-bit hash of the post id (``post_keys``).
 2. ``candidate_pairs``: in a bucket, posts that share a band key are candidate pairs -- every
@@ -34,6 +40,7 @@ from transforms.posts.minhash import (
     LshParams,
     band_keys,
     estimated_jaccard,
+    signature_keys,
     signatures,
 )
 from transforms.posts.removals import Removals
@@ -43,12 +50,16 @@ __all__ = [
     "band_rows",
     "candidate_pairs",
     "choose_removals",
+    "copy_rows",
+    "expand_removals",
     "live_signatures",
     "member_rows",
     "minhash_rows",
     "post_keys",
     "signature_column",
     "signature_matrix",
+    "split_copies",
+    "with_post_keys",
 ]
 
 # Groups of one band key up to this size give every pair; larger ones (the same text posted
@@ -58,11 +69,146 @@ _BAND_SCHEMA = pa.schema(
     [("key", pa.uint64()), ("post", pa.uint64()), ("new", pa.bool_())],
 )
 _PAIR_SCHEMA = pa.schema([("a", pa.uint64()), ("b", pa.uint64())])
+_TS = pa.timestamp("ms", tz="UTC")
+_SIG_ROW_SCHEMA = pa.schema(
+    [
+        ("sig", pa.uint64()),
+        ("post", pa.uint64()),
+        ("post_id", pa.string()),
+        ("created_at", _TS),
+        ("new", pa.bool_()),
+    ]
+)
+COPY_SCHEMA = pa.schema(
+    [
+        ("post", pa.uint64()),
+        ("post_id", pa.string()),
+        ("created_at", _TS),
+        ("rep_post_id", pa.string()),
+        ("rep_created_at", _TS),
+    ]
+)
 
 
-def signature_column(texts: pa.ChunkedArray | pa.Array) -> pa.FixedSizeListArray:
-    """The MinHash signatures of ``texts`` as an Arrow column (``schemas.near_dup``)."""
-    sig = signatures(texts.to_pylist())
+def copy_rows(
+    table: pa.Table, column: str, *, new: bool, buckets: int
+) -> Iterator[tuple[int, pa.Table]]:
+    """(bucket, rows ``(sig, post, post_id, created_at, new)``): each post's signature key
+    (``minhash.signature_keys``), split into buckets by it; posts without shingles give none."""
+    if table.num_rows == 0:
+        return
+    sig = signature_keys(signature_matrix(table.column(column)))
+    present = sig != 0
+    if not present.any():
+        return
+    rows = table.filter(pa.array(present))
+    sig = sig[present]
+    rows = pa.table(
+        [
+            pa.array(sig),
+            pa.array(_keys_of(rows)),
+            rows.column("post_id"),
+            rows.column("created_at").cast(_TS),
+            pa.array(np.full(len(sig), new)),
+        ],
+        schema=_SIG_ROW_SCHEMA,
+    )
+    bucket = (sig % np.uint64(buckets)).astype(np.int64)
+    order = np.argsort(bucket, kind="stable")
+    for part in np.split(order, np.flatnonzero(np.diff(bucket[order])) + 1):
+        yield int(bucket[part[0]]), rows.take(pa.array(part))
+
+
+def split_copies(tables: Sequence[pa.Table]) -> pa.Table:
+    """The new posts of ``tables`` (one bucket's ``copy_rows``) whose signature an earlier post
+    has (``COPY_SCHEMA``): the first of a signature is a committed post if there is one, else
+    the earliest by (``created_at``, ``post_id``); every other new post is its copy."""
+    rows = pa.concat_tables([*tables, _SIG_ROW_SCHEMA.empty_table()])
+    if rows.num_rows < 2:
+        return COPY_SCHEMA.empty_table()
+    rows = rows.sort_by(
+        [
+            ("sig", "ascending"),
+            ("new", "ascending"),
+            ("created_at", "ascending"),
+            ("post_id", "ascending"),
+        ]
+    )
+    sig = rows.column("sig").to_numpy()
+    post = rows.column("post").to_numpy()
+    # Each post once (a runner may repeat elements; see ``candidate_pairs``).
+    once = np.concatenate(([True], (sig[1:] != sig[:-1]) | (post[1:] != post[:-1])))
+    rows, sig = rows.filter(pa.array(once)), sig[once]
+    starts = np.concatenate(([True], sig[1:] != sig[:-1]))
+    first = np.maximum.accumulate(np.where(starts, np.arange(len(sig)), 0))
+    new = rows.column("new").to_numpy(zero_copy_only=False)
+    copy = ~starts & new
+    if not copy.any():
+        return COPY_SCHEMA.empty_table()
+    which, rep = pa.array(np.flatnonzero(copy)), pa.array(first[copy])
+    return pa.table(
+        [
+            rows.column("post").take(which),
+            rows.column("post_id").take(which),
+            rows.column("created_at").take(which),
+            rows.column("post_id").take(rep),
+            rows.column("created_at").take(rep),
+        ],
+        schema=COPY_SCHEMA,
+    )
+
+
+def expand_removals(removed: pa.Table, copies: Sequence[pa.Table], run_id: str) -> pa.Table:
+    """``removed`` (``choose_removals`` of the first posts of each signature) with every copy
+    added: removed for its first post's twin when that post was removed, else for the first
+    post itself (estimate 1.0). Sorted by (``created_at``, ``post_id``)."""
+    table = pa.concat_tables([*copies, COPY_SCHEMA.empty_table()])
+    if table.num_rows == 0:
+        return removed
+    _, once = np.unique(table.column("post").to_numpy(), return_index=True)
+    table = table.take(pa.array(np.sort(once)))
+    where = pc.index_in(table.column("rep_post_id"), value_set=removed.column("post_id"))
+    gone = pc.is_valid(where)
+    twin = pc.if_else(
+        gone, pc.take(removed.column("kept_post_id"), where), table.column("rep_post_id")
+    )
+    twin_at = pc.if_else(
+        gone, pc.take(removed.column("kept_created_at"), where), table.column("rep_created_at")
+    )
+    est = pc.if_else(
+        gone,
+        pc.take(removed.column("estimated_jaccard"), where),
+        pa.scalar(1.0, pa.float32()),
+    )
+    added = pa.table(
+        [
+            table.column("post_id"),
+            table.column("created_at"),
+            twin,
+            twin_at,
+            est,
+            pa.array([run_id] * table.num_rows, pa.string()),
+        ],
+        schema=NEAR_DUPLICATES_SCHEMA,
+    )
+    return pa.concat_tables([removed, added]).sort_by(
+        [("created_at", "ascending"), ("post_id", "ascending")]
+    )
+
+
+def signature_column(
+    texts: pa.ChunkedArray | pa.Array, text_hashes: np.ndarray | None = None
+) -> pa.FixedSizeListArray:
+    """The MinHash signatures of ``texts`` as an Arrow column (``schemas.near_dup``). Given
+    each text's ``text_hash`` (``dedup_hash``: of the same normal form), each distinct text is
+    signed once (reposts and copies share it)."""
+    if text_hashes is not None and len(text_hashes):
+        _, first, back = np.unique(text_hashes, return_index=True, return_inverse=True)
+        values = texts.take(pa.array(first)).to_pylist()
+        sig = signatures(values)[back.reshape(-1)]
+        sig[np.asarray(text_hashes) == 0] = signatures([""])[0]  # no text left
+    else:
+        sig = signatures(texts.to_pylist())
     return pa.FixedSizeListArray.from_arrays(pa.array(sig.reshape(-1), pa.uint32()), PERMUTATIONS)
 
 
@@ -87,15 +233,41 @@ def post_keys(ids: pa.ChunkedArray | pa.Array | Sequence[str]) -> np.ndarray:
     )
 
 
+def with_post_keys(table: pa.Table) -> pa.Table:
+    """``table`` with its post keys as column ``_post`` (computed once, read by every step)."""
+    if "_post" in table.column_names:
+        return table
+    return table.append_column("_post", pa.array(post_keys(table.column("post_id")), pa.uint64()))
+
+
+def _keys_of(table: pa.Table) -> np.ndarray:
+    if "_post" in table.column_names:
+        return table.column("_post").to_numpy()
+    return post_keys(table.column("post_id"))
+
+
 def band_rows(
-    table: pa.Table, column: str, params: LshParams, *, new: bool, buckets: int
+    table: pa.Table,
+    column: str,
+    params: LshParams,
+    *,
+    new: bool,
+    buckets: int,
+    skip: np.ndarray | None = None,
 ) -> Iterator[tuple[int, pa.Table]]:
     """(bucket, rows ``(key, post, new)``) for every band key of the posts of ``table`` (with
-    ``post_id`` and the signature column ``column``); posts without shingles give none."""
+    ``post_id`` and the signature column ``column``) but those whose post key is in ``skip``
+    (sorted: copies, see ``split_copies``); posts without shingles give none."""
     if table.num_rows == 0:
         return
+    ids = _keys_of(table)
+    if skip is not None and len(skip):
+        keep = ~np.isin(ids, skip)
+        table, ids = table.filter(pa.array(keep)), ids[keep]
+        if table.num_rows == 0:
+            return
     keys = band_keys(signature_matrix(table.column(column)), params).reshape(-1)
-    posts = np.repeat(post_keys(table.column("post_id")), params.bands)
+    posts = np.repeat(ids, params.bands)
     present = keys != 0
     keys, posts = keys[present], posts[present]
     bucket = (keys % np.uint64(buckets)).astype(np.int64)
@@ -132,22 +304,32 @@ def candidate_pairs(tables: Sequence[pa.Table]) -> pa.Table:
     # must not make a group look larger than it is.
     once = np.concatenate(([True], (keys[1:] != keys[:-1]) | (posts[1:] != posts[:-1])))
     keys, posts, new = keys[once], posts[once], new[once]
-    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
-    sizes = np.diff(np.append(starts, len(keys)))
+    # Vectorized over all groups at once: in a group of up to _ALL_PAIRS posts, each post
+    # with each later one (offsets 1.._ALL_PAIRS-1 in the sorted rows); in a larger one, each
+    # post with the group's first.
+    starts = np.concatenate(([True], keys[1:] != keys[:-1]))
+    group = np.cumsum(starts) - 1
+    first = np.flatnonzero(starts)
+    size = np.diff(np.append(first, len(keys)))[group]
+    fresh = np.bincount(group, weights=new.astype(np.int64))[group] > 0
     a_out, b_out = [], []
-    for start, size in zip(starts[sizes > 1], sizes[sizes > 1], strict=True):
-        members, fresh = posts[start : start + size], new[start : start + size]
-        if not fresh.any():
-            continue
-        if size <= _ALL_PAIRS:
-            i, j = np.triu_indices(size, 1)
-        else:
-            i, j = np.zeros(size - 1, np.int64), np.arange(1, size)
-        keep = (fresh[i] | fresh[j]) & (members[i] != members[j])
-        a_out.append(np.minimum(members[i], members[j])[keep])
-        b_out.append(np.maximum(members[i], members[j])[keep])
-    if not a_out:
+    small = (size <= _ALL_PAIRS) & (size > 1) & fresh
+    for d in range(1, min(_ALL_PAIRS, len(keys))):
+        i = np.flatnonzero(small[:-d] & (group[:-d] == group[d:]))
+        j = i + d
+        keep = new[i] | new[j]
+        a_out.append(posts[i[keep]])
+        b_out.append(posts[j[keep]])
+    big = (size > _ALL_PAIRS) & fresh & ~starts
+    j = np.flatnonzero(big)
+    i = first[group[j]]
+    keep = new[i] | new[j]
+    a_out.append(posts[i[keep]])
+    b_out.append(posts[j[keep]])
+    a_all, b_all = np.concatenate(a_out), np.concatenate(b_out)
+    if not len(a_all):
         return _PAIR_SCHEMA.empty_table()
+    a_out, b_out = [np.minimum(a_all, b_all)], [np.maximum(a_all, b_all)]
     pairs = np.unique(np.stack((np.concatenate(a_out), np.concatenate(b_out)), axis=1), axis=0)
     return pa.table([pa.array(pairs[:, 0]), pa.array(pairs[:, 1])], schema=_PAIR_SCHEMA)
 
@@ -155,7 +337,7 @@ def candidate_pairs(tables: Sequence[pa.Table]) -> pa.Table:
 def member_rows(table: pa.Table, column: str, members: np.ndarray, *, new: bool) -> pa.Table:
     """The rows of ``table`` whose post key is in ``members`` (sorted): ``post``, ``post_id``,
     ``created_at``, ``edit_root``, ``new`` and the signature as ``minhash``."""
-    keys = post_keys(table.column("post_id")) if table.num_rows else np.empty(0, np.uint64)
+    keys = _keys_of(table) if table.num_rows else np.empty(0, np.uint64)
     hit = np.isin(keys, members, assume_unique=False)
     if not hit.any():
         return _member_schema().empty_table()
@@ -201,23 +383,23 @@ def choose_removals(
     _, first = np.unique(keys, return_index=True)
     info = info.take(pa.array(np.sort(first)))
     keys = info.column("post").to_numpy()
-    index = {int(k): i for i, k in enumerate(keys)}
+    order = np.argsort(keys)
+    keys = keys[order]
     # Each pair once, whatever a runner repeated (see ``candidate_pairs``).
     both = np.unique(
         np.stack([pair_table.column("a").to_numpy(), pair_table.column("b").to_numpy()], 1), axis=0
     )
-    a, b = both[:, 0], both[:, 1]
-    known = np.array([int(x) in index and int(y) in index for x, y in zip(a, b, strict=True)])
+    pa_ = np.minimum(np.searchsorted(keys, both[:, 0]), len(keys) - 1)
+    pb_ = np.minimum(np.searchsorted(keys, both[:, 1]), len(keys) - 1)
+    known = (keys[pa_] == both[:, 0]) & (keys[pb_] == both[:, 1])
     if not known.any():
         return NEAR_DUPLICATES_SCHEMA.empty_table()
-    ia = np.array([index[int(x)] for x in a[known]], np.int64)
-    ib = np.array([index[int(y)] for y in b[known]], np.int64)
+    ia, ib = order[pa_[known]], order[pb_[known]]
     sig = signature_matrix(info.column("minhash"))
     est = estimated_jaccard(sig[ia], sig[ib])
-    roots = info.column("edit_root").to_pylist()
+    roots = pc.dictionary_encode(info.column("edit_root").combine_chunks()).indices.to_numpy()
     new = info.column("new").to_numpy(zero_copy_only=False)
-    verified = (est >= threshold) & (new[ia] | new[ib])
-    verified &= np.array([roots[x] != roots[y] for x, y in zip(ia, ib, strict=True)], bool)
+    verified = (est >= threshold) & (new[ia] | new[ib]) & (roots[ia] != roots[ib])
     created = info.column("created_at").cast(pa.int64()).to_numpy()
     ids = info.column("post_id").to_pylist()
     neighbours: dict[int, list[tuple[int, float]]] = defaultdict(list)

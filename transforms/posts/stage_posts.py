@@ -17,6 +17,7 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from catalog.staging import StagedRows, staging_dir, write_staged
 from catalog.storage import open_url
@@ -76,7 +77,9 @@ def stage_chunk(
         }
         part = resolution_keys(rows)
         if minhash:
-            part = part.append_column("_minhash", signature_column(rows.column("text")))
+            texts = rows.column("text")
+            hashes = pc.fill_null(rows.column("text_hash"), 0).to_numpy()
+            part = part.append_column("_minhash", signature_column(texts, hashes))
         for name, values in located.items():
             part = part.append_column(name, values)
         keys.append(part)
