@@ -47,12 +47,13 @@ bench: $(VENV)/.installed-test
 
 # The peers the benchmarks compare with, each in a virtualenv of its own (never the project's);
 # a benchmark skips a peer that is not there, with a note. datatrove's MinHash dedup
-# (benchmarks/near_dup.py) imports regex, which its [io] extra does not install.
+# (benchmarks/near_dup.py) imports regex and spaCy (its word tokenizer), which its [io]
+# extra does not install.
 PEERS ?= .peers
 peers:
 	$(PYTHON) -m venv $(PEERS)/datatrove
 	$(PEERS)/datatrove/bin/pip install --quiet 'datatrove[io]==0.10.1' 'tokenizers==0.23.3' \
-		'regex==2026.11.15' || \
+		'regex==2026.11.15' 'spacy==3.8.7' || \
 		echo "datatrove could not be installed: the benchmarks skip it"
 
 constraints: $(VENV)/.installed-test

@@ -2,7 +2,8 @@
 
 Runs in datatrove's own virtualenv (``make peers``), never the project's. Input: a directory of
 ``*.jsonl`` files of ``{"id", "text"}``; stages: signatures -> buckets -> clusters -> filter
-(datatrove's defaults: word 5-grams of its simplified text, 14 buckets of 8 hashes). Writes
+(datatrove's defaults -- word 5-grams of its simplified text, 14 buckets of 8 hashes --
+but sha1 shingle hashes, see below). Writes
 ``OUT/clusters.tsv`` (id, cluster id or -1, 1 if removed) and prints the wall seconds on its
 last line.
 
@@ -25,6 +26,7 @@ from datatrove.pipeline.dedup.minhash import (
 )
 from datatrove.pipeline.readers import JsonlReader
 from datatrove.pipeline.writers import JsonlWriter
+from datatrove.utils.hashing import HashConfig
 
 
 def main() -> None:
@@ -34,7 +36,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     files = len(glob.glob(f"{args.src}/*.jsonl"))
-    config = MinhashConfig()
+    # sha1 shingle hashes: datatrove 0.10.1's xxhash path passes str to xxhash 4, which wants
+    # bytes ("Strings must be encoded before hashing").
+    config = MinhashConfig(hash_config=HashConfig(hash_fc="sha1"))
     out = args.out
 
     def run(pipeline, tasks, name):
