@@ -3,15 +3,16 @@
 The kept resolution keys of a run carry each post's MinHash signature (``_minhash``, computed
 where the post was staged). Then:
 
-    kept keys ----------- Bands ---\
-    committed minhash/ -- Bands ----+-- GroupByKey(bucket of band key) -- Candidates --> pairs
+    kept keys (staged once) and committed minhash/ files (live rows only):
+      -- GroupByKey(signature key) -- Copies --> posts whose signature an earlier post has
+      -- Bands (but copies) -- GroupByKey(band key bucket) -- Candidates --> pairs
     pairs -> the set of their posts -> Members (from kept keys and committed minhash/ files)
-    pairs + members -- Choose (one step, over candidates only) --> removed post -> kept twin
+    pairs + members + copies -- Choose (one step) --> removed post -> kept twin
     kept keys -- Drop (removed posts) --> kept keys; their signatures -> minhash/<run_id>-*.parquet
     removed -> near_duplicates/<run_id>.parquet
 
 Every step but ``Choose`` runs per batch on any number of workers; ``Choose`` sees only the
-posts of candidate pairs (a few percent of a stream). Only keys and signatures move, never rows.
+posts of candidate pairs and the list of copies. Only keys and signatures move, never rows.
 """
 
 from __future__ import annotations
