@@ -65,6 +65,8 @@ __all__ = [
 # Groups of one band key up to this size give every pair; larger ones (the same text posted
 # hundreds of times) each member with the group's first, so pairs grow linearly.
 _ALL_PAIRS = 32
+# Pairs whose signatures are compared at once: 2 x 65,536 x 256 bytes = 32 MiB gathered.
+_PAIR_BLOCK = 1 << 16
 _BAND_SCHEMA = pa.schema(
     [("key", pa.uint64()), ("post", pa.uint64()), ("new", pa.bool_())],
 )
@@ -329,9 +331,29 @@ def candidate_pairs(tables: Sequence[pa.Table]) -> pa.Table:
     a_all, b_all = np.concatenate(a_out), np.concatenate(b_out)
     if not len(a_all):
         return _PAIR_SCHEMA.empty_table()
-    a_out, b_out = [np.minimum(a_all, b_all)], [np.maximum(a_all, b_all)]
-    pairs = np.unique(np.stack((np.concatenate(a_out), np.concatenate(b_out)), axis=1), axis=0)
-    return pa.table([pa.array(pairs[:, 0]), pa.array(pairs[:, 1])], schema=_PAIR_SCHEMA)
+    a, b = _unique_pairs(np.minimum(a_all, b_all), np.maximum(a_all, b_all))
+    return pa.table([pa.array(a), pa.array(b)], schema=_PAIR_SCHEMA)
+
+
+def _unique_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct pairs ``(a[i], b[i])``, sorted by ``a`` then ``b`` -- what ``np.unique(...,
+    axis=0)`` gives, which sorts the rows as records and took most of the choosing step's time
+    on millions of pairs."""
+    order = np.lexsort((b, a))
+    a, b = a[order], b[order]
+    first = np.ones(len(a), bool)
+    first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    return a[first], b[first]
+
+
+def _pair_estimates(sig: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
+    """``estimated_jaccard`` of the signatures of rows ``ia[k]`` and ``ib[k]``, a block of pairs
+    at a time: gathering both signatures of millions of pairs at once took gigabytes."""
+    out = np.empty(len(ia), np.float64)
+    for start in range(0, len(ia), _PAIR_BLOCK):
+        block = slice(start, start + _PAIR_BLOCK)
+        out[block] = estimated_jaccard(sig[ia[block]], sig[ib[block]])
+    return out
 
 
 def member_rows(table: pa.Table, column: str, members: np.ndarray, *, new: bool) -> pa.Table:
@@ -386,17 +408,15 @@ def choose_removals(
     order = np.argsort(keys)
     keys = keys[order]
     # Each pair once, whatever a runner repeated (see ``candidate_pairs``).
-    both = np.unique(
-        np.stack([pair_table.column("a").to_numpy(), pair_table.column("b").to_numpy()], 1), axis=0
-    )
-    pa_ = np.minimum(np.searchsorted(keys, both[:, 0]), len(keys) - 1)
-    pb_ = np.minimum(np.searchsorted(keys, both[:, 1]), len(keys) - 1)
-    known = (keys[pa_] == both[:, 0]) & (keys[pb_] == both[:, 1])
+    a, b = _unique_pairs(pair_table.column("a").to_numpy(), pair_table.column("b").to_numpy())
+    pa_ = np.minimum(np.searchsorted(keys, a), len(keys) - 1)
+    pb_ = np.minimum(np.searchsorted(keys, b), len(keys) - 1)
+    known = (keys[pa_] == a) & (keys[pb_] == b)
     if not known.any():
         return NEAR_DUPLICATES_SCHEMA.empty_table()
     ia, ib = order[pa_[known]], order[pb_[known]]
     sig = signature_matrix(info.column("minhash"))
-    est = estimated_jaccard(sig[ia], sig[ib])
+    est = _pair_estimates(sig, ia, ib)
     roots = pc.dictionary_encode(info.column("edit_root").combine_chunks()).indices.to_numpy()
     new = info.column("new").to_numpy(zero_copy_only=False)
     verified = (est >= threshold) & (new[ia] | new[ib]) & (roots[ia] != roots[ib])
