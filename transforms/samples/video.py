@@ -72,9 +72,10 @@ def encode_mp4(
         ctx.time_base = _TIME_BASE
         ctx.gop_size = max(1, round(gop_s * fps))
         ctx.thread_count = 1
-        # cpu-independent: x264's SIMD float routines (macroblock-tree costs) differ from its C ones
-        # in the last bits, and were seen to give different bytes from identical frames now and
-        # then on a busy machine (a few in 10,000 encodes; none in 40,000 with this mode).
+        # cpu-independent: x264 uses the same algorithms on every CPU rather than the ones it
+        # picks for this one. Without it, identical frames gave different bytes now and then on
+        # a busy machine (6 in ~29,000 encodes; none in ~40,000 with it; the cause is inside
+        # x264's CPU-specific code, not found).
         ctx.options = (
             {
                 "preset": "veryfast",
