@@ -12,8 +12,9 @@ $(BIN)/python:
 
 # constraints.txt pins the versions the suite last passed with: pip resolves at once instead of
 # backtracking through boto3/aiobotocore/fsspec releases. Regenerate with `make constraints`.
+# The demo draws its histogram with matplotlib: the optional `plots` extra.
 $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -c constraints.txt -e .
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[plots]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
