@@ -34,14 +34,13 @@ from pathlib import Path
 
 import orjson
 from _peak_rss import PeakRss
+from _peers import run_datatrove
 
 from catalog import Dataset
 from transforms.posts.lines import open_decompressed, read_lines
 from transforms.samples.firehose import write_firehose
 
 BIN = Path(sys.executable).parent / "shardsmith"
-PEER = Path(__file__).resolve().parents[1] / ".peers" / "datatrove" / "bin" / "python"
-PEER_SCRIPT = Path(__file__).resolve().parent / "peers" / "datatrove_posts.py"
 
 
 def parse_only(path: str) -> int:
@@ -133,23 +132,6 @@ def _page(items: list) -> bytes:
     )
 
 
-def datatrove(src: Path, out: Path, workers: int) -> float | None:
-    if not PEER.exists():
-        print(f"datatrove: skipped ({PEER} not found; `make peers` installs it)")
-        return None
-    shutil.rmtree(out, ignore_errors=True)
-    start = time.perf_counter()
-    done = subprocess.run(
-        [str(PEER), str(PEER_SCRIPT), str(src), str(out), "--workers", str(workers)],
-        capture_output=True,
-    )
-    seconds = time.perf_counter() - start
-    if done.returncode:
-        print(f"datatrove: failed, skipped\n{done.stderr.decode()[-1500:]}")
-        return None
-    return seconds
-
-
 def row(name: str, lines: int, anchor_s: float, ours_s: float, rss: int | None = None) -> None:
     mem = f"{rss / 2**20:7.0f} MiB" if rss else ""
     print(
@@ -212,7 +194,9 @@ def main() -> None:
             row(name, n, a, t)
 
         # Peers, fixed cost, memory.
-        t_peer = datatrove(data, tmp / "datatrove", workers)
+        t_peer = run_datatrove(
+            "datatrove_posts.py", [str(data), str(tmp / "datatrove")], tmp / "datatrove", workers
+        )
         if t_peer:
             print(
                 f"datatrove reader -> Parquet: {t_peer:7.2f} s on the same {lines:,} lines; "

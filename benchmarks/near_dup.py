@@ -44,6 +44,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
+from _peers import DATATROVE, run_datatrove
 
 from catalog import Dataset
 from transforms.posts.minhash import lsh_params
@@ -61,8 +62,6 @@ from transforms.posts.text import dedup_form
 from transforms.samples.firehose import write_firehose
 
 BIN = Path(sys.executable).parent / "shardsmith"
-PEER = Path(__file__).resolve().parents[1] / ".peers" / "datatrove" / "bin" / "python"
-PEER_SCRIPT = Path(__file__).resolve().parent / "peers" / "datatrove_minhash.py"
 T0 = 1_700_000_000_000
 EMOJI = ["🚗", "🔥", "😂", "👍", "🙏", "✨", "😍", "🚦"]
 
@@ -278,18 +277,8 @@ def near_file(dataset: Path) -> dict[str, str]:
 def datatrove(
     src: Path, out: Path, workers: int, peer: Path
 ) -> tuple[float, dict[str, tuple[int, int]]] | None:
-    if not peer.exists():
-        print(f"datatrove: skipped ({peer} not found; `make peers` installs it)")
-        return None
-    shutil.rmtree(out, ignore_errors=True)
-    start = time.perf_counter()
-    done = subprocess.run(
-        [str(peer), str(PEER_SCRIPT), str(src), str(out), "--workers", str(workers)],
-        capture_output=True,
-    )
-    seconds = time.perf_counter() - start
-    if done.returncode:
-        print(f"datatrove: failed, skipped\n{done.stderr.decode()[-1500:]}")
+    seconds = run_datatrove("datatrove_minhash.py", [str(src), str(out)], out, workers, peer=peer)
+    if seconds is None:
         return None
     rows = {}
     for line in (out / "clusters.tsv").read_text().splitlines():
@@ -327,7 +316,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=40)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--data", help="keep the generated firehose input here (reused)")
-    parser.add_argument("--peer", default=str(PEER), help="datatrove's virtualenv's python")
+    parser.add_argument("--peer", default=str(DATATROVE), help="datatrove's virtualenv's python")
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()}")
     with tempfile.TemporaryDirectory() as tmp:

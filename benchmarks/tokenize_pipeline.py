@@ -39,14 +39,13 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from _peers import run_datatrove
 
 from catalog import Dataset
 from transforms.samples.firehose import write_firehose
 from transforms.tokenize.default_tokenizer import SPECIAL_TOKENS
 
 BIN = Path(sys.executable).parent / "shardsmith"
-PEER = Path(__file__).resolve().parents[1] / ".peers" / "datatrove" / "bin" / "python"
-PEER_SCRIPT = Path(__file__).resolve().parent / "peers" / "datatrove_tokenize.py"
 _VOCAB = 16_384
 _LINES_A_FILE = 25_000
 _ANCHOR_BATCH = 100_000
@@ -155,20 +154,8 @@ def shardsmith(
 
 def datatrove(posts: Path, tokenizer: Path, out: Path, workers: int) -> float | None:
     """datatrove's ParquetReader -> DocumentTokenizer in its own virtualenv: wall seconds."""
-    if not PEER.exists():
-        print(f"datatrove: skipped ({PEER} not found; `make peers` installs it)")
-        return None
-    shutil.rmtree(out, ignore_errors=True)
     args = [str(posts / "data"), str(tokenizer / "tokenizer.json"), str(out)]
-    start = time.perf_counter()
-    done = subprocess.run(
-        [str(PEER), str(PEER_SCRIPT), *args, "--workers", str(workers)], capture_output=True
-    )
-    seconds = time.perf_counter() - start
-    if done.returncode:
-        print(f"datatrove: failed, skipped\n{done.stderr.decode()[-1500:]}")
-        return None
-    return seconds
+    return run_datatrove("datatrove_tokenize.py", args, out, workers)
 
 
 def _load() -> str:
