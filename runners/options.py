@@ -18,6 +18,7 @@ __all__ = [
     "beam_options",
     "describe_runner",
     "local_flags",
+    "local_workers",
     "parse_storage_options",
     "runner_options",
     "sized_for_input",
@@ -239,6 +240,17 @@ def _unknown_flags(options, passthrough: Sequence[str]) -> list[str]:
             if name not in known:
                 unknown.append(arg.split("=", 1)[0])
     return unknown
+
+
+def local_workers(options) -> int | None:
+    """How many worker processes the local runner runs at once (1 in this process); None for
+    any other runner, whose workers this machine cannot count before the run."""
+    everything = options.get_all_options()
+    if str(everything.get("runner") or "") != "DirectRunner":
+        return None
+    if everything.get("direct_running_mode") == "in_memory":
+        return 1
+    return int(everything.get("direct_num_workers") or 1)
 
 
 def describe_runner(options) -> str:

@@ -114,6 +114,44 @@ def test_nothing_is_lost_and_every_reject_says_where(sample, ingested):
     assert {s.uri.rsplit("/", 1)[1] for s in manifest.sources} == set(truth["files"])
 
 
+def test_a_big_run_writes_each_day_with_every_worker_and_the_same_rows(
+    sample, ingested, tmp_path, monkeypatch
+):
+    import pipelines.ingest_posts as ingest_posts
+
+    root, _ = sample
+    url, _ = ingested
+    # As if the sample were gigabytes: one writer per worker, each day in two files.
+    monkeypatch.setattr(ingest_posts, "_WRITER_INPUT_BYTES", 1)
+    report = _ingest([root], tmp_path / "posts")
+    ds = Dataset.open(str(tmp_path / "posts"))
+    per_day = {}
+    for entry in ds.files():
+        per_day.setdefault(entry.path.rsplit("/", 1)[0], []).append(entry.path)
+    assert max(len(files) for files in per_day.values()) == 2
+    assert report.records_written == ds.manifest().report["records_written"]
+
+    def rows(table):
+        return table.sort_by("post_id").to_pylist()
+
+    assert rows(read_version(ds)) == rows(read_version(Dataset.open(str(url))))
+
+
+def test_writers_per_day_follow_the_input_and_the_local_workers():
+    from pipelines.ingest_posts import Plan, writers_per_day
+    from schemas import SourceEntry
+
+    def plan(gib):
+        return Plan("r", [SourceEntry("f", gib << 30, None)], [], 0, [], 8)
+
+    assert writers_per_day(local(), plan(1)) == 1  # small: one file a day
+    assert writers_per_day(local(), plan(4)) == 2  # one per worker
+    assert writers_per_day(local(), plan(400)) == 2
+    assert writers_per_day(in_process(), plan(400)) == 1
+    portable = beam_options("portable", None, [], job_endpoint="127.0.0.1:8099")
+    assert writers_per_day(portable, plan(400)) == 1  # workers not known here
+
+
 HAND = Path(__file__).parent / "data" / "hand_checked.jsonl"
 
 
