@@ -10,11 +10,12 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms.posts.lang_id import DETECTED
-from transforms.posts.rows import edit_roots
+from transforms.posts.rows import edit_root_array
 
 __all__ = [
     "COMMITTED_KEY_COLUMNS",
@@ -93,29 +94,38 @@ def resolve_bucket(
     are deleted, or superseded by a newer version in ``new``, are listed in ``remove``.
     """
     out = Resolution(kept=new.slice(0, 0))
-    ids = new.column("post_id").to_pylist()
-    roots = edit_roots(new)
-    hist_len = pc.fill_null(pc.list_value_length(new.column("edit_history_ids")), 0).to_pylist()
-    created = new.column("created_at").cast(pa.int64()).to_pylist()
-    score = new.column("score").to_pylist()
+    why = deletes if isinstance(deletes, Mapping) else dict.fromkeys(deletes, "delete")
 
     # 1. One row per post id: the most complete, then the first by source and line.
-    sources = new.column("source_uri").to_pylist()
-    lines = new.column("source_line").to_pylist()
-    best: dict[str, int] = {}
-    for i, pid in enumerate(ids):
-        j = best.get(pid)
-        if j is None or (-score[i], sources[i], lines[i]) < (-score[j], sources[j], lines[j]):
-            best[pid] = i
-    out.counts["deduplicated:post_id"] += len(ids) - len(best)
+    best = _one_row_per_post(new)
+    out.counts["deduplicated:post_id"] += new.num_rows - len(best)
+    out.counts["deduplicated:edit_superseded"] += 0  # in the report even when none are
 
     # 2. Edits meet by edit root; a compliance delete of any version deletes the whole post.
+    # Most posts are the only version of their root in the run and have none committed: they
+    # are kept as they are, without the per-post loop below (which then sees only the rest).
+    roots = edit_root_array(new).take(pa.array(best))
+    alone = np.zeros(len(best), bool)
+    if not why:
+        codes = pc.dictionary_encode(roots).indices.to_numpy()
+        alone = np.bincount(codes)[codes] == 1
+        if committed is not None and committed.num_rows:
+            known = edit_root_array(committed)
+            alone &= ~pc.is_in(roots, value_set=known).to_numpy(zero_copy_only=False)
+    keep = list(best[alone])
+    rest = best[~alone]
+
+    sub = new.take(pa.array(rest, pa.int64()))
+    ids = sub.column("post_id").to_pylist()
+    hist_len = pc.fill_null(pc.list_value_length(sub.column("edit_history_ids")), 0).to_pylist()
+    created = sub.column("created_at").cast(pa.int64()).to_pylist()
+
     def rank(i: int) -> tuple:
         return (hist_len[i], created[i], ids[i])
 
     by_root: dict[str, list[int]] = defaultdict(list)
-    for i in best.values():
-        by_root[roots[i]].append(i)
+    for i, root in enumerate(roots.filter(pa.array(~alone)).to_pylist()):
+        by_root[root].append(i)
     committed_rows = []
     if committed is not None and committed.num_rows:
         committed_rows = list(
@@ -127,8 +137,7 @@ def resolve_bucket(
                 strict=True,
             )
         )
-    why = deletes if isinstance(deletes, Mapping) else dict.fromkeys(deletes, "delete")
-    deleted_roots = _deleted_roots(new, ids, by_root, committed_rows, why) if why else {}
+    deleted_roots = _deleted_roots(sub, ids, by_root, committed_rows, why) if why else {}
     for root in deleted_roots.keys() & by_root.keys():
         out.counts["deleted:" + deleted_roots[root]] += len(by_root.pop(root))
 
@@ -141,7 +150,6 @@ def resolve_bucket(
         else:
             old_by_root[root].append(((len(hist or ()) or 1, ts, pid), pid, path))
 
-    keep = []
     for root, members in by_root.items():
         winner = max(members, key=rank)
         out.counts["deduplicated:edit_superseded"] += len(members) - 1
@@ -156,10 +164,30 @@ def resolve_bucket(
         for _, pid, path in old:  # older committed versions give way to this one
             out.remove.append((path, pid))
             out.counts["info:committed_rows_superseded"] += 1
-        keep.append(winner)
+        keep.append(rest[winner])
     keep.sort()
     out.kept = new.take(pa.array(keep, pa.int64()))
     return out
+
+
+def _one_row_per_post(new: pa.Table) -> np.ndarray:
+    """The row kept of each post id of ``new``: the highest ``score``, then the least
+    (``source_uri``, ``source_line``), then the first; in order of each id's first row."""
+    if new.num_rows == 0:
+        return np.zeros(0, np.int64)
+    keys = [
+        ("post_id", "ascending"),
+        ("score", "descending"),
+        ("source_uri", "ascending"),
+        ("source_line", "ascending"),
+    ]
+    order = pc.sort_indices(new.select([k for k, _ in keys]), sort_keys=keys).to_numpy()  # stable
+    ids = new.column("post_id").take(pa.array(order)).combine_chunks()
+    starts = np.flatnonzero(
+        np.concatenate(([True], pc.not_equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False)))
+    )
+    first_seen = np.minimum.reduceat(order, starts)
+    return order[starts][np.argsort(first_seen)]
 
 
 def _deleted_roots(new, ids, by_root, committed_rows, why: Mapping[str, str]) -> dict[str, str]:

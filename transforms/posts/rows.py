@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 
 from schemas import POSTS
 
-__all__ = ["bucket_of", "edit_roots", "rows_to_table", "split_buckets"]
+__all__ = ["bucket_of", "edit_root_array", "edit_roots", "rows_to_table", "split_buckets"]
 
 
 _NAMES = POSTS.schema.names
@@ -40,12 +40,17 @@ def bucket_of(key: str, buckets: int) -> int:
 def edit_roots(table: pa.Table) -> list[str]:
     """Each row's edit root: the first id of its edit history (all versions share it), or its
     own id when the history is empty or null."""
+    return edit_root_array(table).to_pylist()
+
+
+def edit_root_array(table: pa.Table) -> pa.Array:
+    """``edit_roots`` as an Arrow string array."""
     # In Arrow: listing every history as Python lists cost three times as much.
     histories = table.column("edit_history_ids").combine_chunks()
     has_history = pc.fill_null(pc.greater(pc.list_value_length(histories), 0), False)
     placeholder = pa.scalar([""], histories.type)  # list_element needs a first id everywhere
     first = pc.list_element(pc.if_else(has_history, histories, placeholder), 0)
-    return pc.if_else(has_history, first, table.column("post_id").combine_chunks()).to_pylist()
+    return pc.if_else(has_history, first, table.column("post_id").combine_chunks())
 
 
 def split_buckets(table: pa.Table, keys, buckets: int) -> Iterator[tuple[int, pa.Table]]:
