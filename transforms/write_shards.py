@@ -295,7 +295,8 @@ class WriteShards(beam.PTransform):
             as ``total_<name>`` (each version adds its run's to its parent's).
         base_version: the version the run read (default: latest at construction).
         target_file_bytes: close a data file once it reaches this size (default 256 MiB).
-        writers_per_partition: parallel writers per ``dt`` partition (default 1).
+        writers_per_partition: parallel writers per ``dt`` partition (default 1), each with
+            row groups of 1/N of the kind's ``row_group_bytes``, so that memory stays the same.
         max_reject_rate: fail without committing above this fraction of rejects (default 0.01).
     """
 
@@ -400,7 +401,8 @@ class WriteShards(beam.PTransform):
                     schema=spec.schema,
                     writers=self._writers,
                     rg_rows=spec.row_group_rows,
-                    rg_bytes=spec.row_group_bytes,
+                    # A day's writers run at once: together they hold one row group's worth.
+                    rg_bytes=spec.row_group_bytes // writers,
                     sort_by=spec.sort_by,
                     rejects=False,
                     **common,
