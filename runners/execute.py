@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from catalog import Dataset
+from runners.allocator import tune_malloc
 from runners.errors import RecordsLost
 from runners.progress import ProgressPlan, watch
 from transforms.run_report import RunReport
@@ -60,6 +61,7 @@ def run_pipeline(
     from runners.options import SMALL_INPUT_BYTES, sized_for_input
 
     threshold = SMALL_INPUT_BYTES if small_input_bytes is None else small_input_bytes
+    tune_malloc()  # before the workers start: they inherit it (runners.allocator)
     options = sized_for_input(options, input_bytes, threshold=threshold)
     started = time.monotonic()
     runner = _local_runner(options)
