@@ -153,7 +153,8 @@ def _worker_output_to_log(run_id: str) -> Iterator[str | None]:
 
     Workers inherit file descriptor 2; this process keeps writing to the terminal through a
     duplicate of it. With ``-v`` (INFO logging) nothing is redirected. On failure the log's
-    path is logged, so nothing a worker said is lost.
+    path is logged, so nothing a worker said is lost; a run that succeeds removes it (a
+    scheduled tick a minute would otherwise leave a file a minute in the temp directory).
     """
     if logging.getLogger().isEnabledFor(logging.INFO):
         yield None
@@ -166,8 +167,10 @@ def _worker_output_to_log(run_id: str) -> Iterator[str | None]:
     with open(path, "ab") as sink:
         os.dup2(sink.fileno(), 2)
     sys.stderr = terminal
+    succeeded = False
     try:
         yield path
+        succeeded = True
     except RecordsLost:
         raise  # its one line names the log
     except BaseException:
@@ -178,6 +181,8 @@ def _worker_output_to_log(run_id: str) -> Iterator[str | None]:
         os.dup2(saved, 2)
         os.close(saved)
         terminal.close()
+        if succeeded:
+            os.unlink(path)
 
 
 def run_outcome(
