@@ -13,7 +13,7 @@ import pyarrow as pa
 
 __all__ = ["MINHASH_SCHEMA", "NEAR_DUPLICATES_SCHEMA", "SIGNATURE_TYPE"]
 
-# transforms.posts.minhash.PERMUTATIONS values of 32 bits.
+# transforms.posts.minhash.SIGNATURE_SIZE values of 32 bits.
 SIGNATURE_TYPE = pa.list_(pa.uint32(), 64)
 
 MINHASH_SCHEMA = pa.schema(

@@ -25,7 +25,7 @@ from schemas import MINHASH_SCHEMA, NEAR_DUPLICATES_SCHEMA
 from schemas.errors import UserError
 from schemas.near_dup import SIGNATURE_TYPE
 from transforms.posts.minhash import (
-    PERMUTATIONS,
+    SIGNATURE_SIZE,
     band_keys,
     candidate_probability,
     estimated_jaccard,
@@ -82,13 +82,13 @@ def test_signatures_estimate_jaccard_and_do_not_depend_on_the_batch():
             other[rng.randrange(len(other))] = rng.choice(vocab)
         pairs.append((" ".join(words), " ".join(other)))
     sig = signatures([t for pair in pairs for t in pair])
-    assert sig.shape == (600, PERMUTATIONS) and sig.dtype == np.uint32
+    assert sig.shape == (600, SIGNATURE_SIZE) and sig.dtype == np.uint32
     est = estimated_jaccard(sig[0::2], sig[1::2])
     true = np.array([jaccard(a, b) for a, b in pairs])
     assert true.min() < 0.4 and true.max() == 1.0
-    # unbiased, and no noisier than the binomial error of PERMUTATIONS independent hashes
+    # unbiased, and no noisier than the binomial error of SIGNATURE_SIZE independent hashes
     assert abs((est - true).mean()) < 0.01
-    assert ((est - true) ** 2).mean() < 1.3 * (true * (1 - true) / PERMUTATIONS).mean()
+    assert ((est - true) ** 2).mean() < 1.3 * (true * (1 - true) / SIGNATURE_SIZE).mean()
     # a text's signature is the same alone, in another batch, in small chunks
     alone = signatures([pairs[5][1]])
     assert (alone[0] == sig[11]).all()
@@ -115,10 +115,10 @@ def test_case_spacing_links_and_repost_prefix_do_not_count():
 def test_bands_and_rows_follow_the_threshold():
     for t in (0.5, 0.7, 0.8, 0.9, 0.95):
         p = lsh_params(t)
-        assert p.bands * p.rows <= PERMUTATIONS
+        assert p.bands * p.rows <= SIGNATURE_SIZE
         assert candidate_probability(t, p.bands, p.rows) >= 0.95
         more = p.rows + 1
-        assert candidate_probability(t, PERMUTATIONS // more, more) < 0.95
+        assert candidate_probability(t, SIGNATURE_SIZE // more, more) < 0.95
         # recall at threshold + 0.1 and (almost) no candidates far below
         assert candidate_probability(min(1, t + 0.1), p.bands, p.rows) > 0.99
     assert (lsh_params(0.8).bands, lsh_params(0.8).rows) == (10, 6)
@@ -140,7 +140,7 @@ def _members(specs: list[tuple[str, int, bool, str, np.ndarray]]) -> pa.Table:
             "edit_root": [s[3] for s in specs],
             "new": [s[2] for s in specs],
             "minhash": pa.FixedSizeListArray.from_arrays(
-                pa.array(np.concatenate([s[4] for s in specs]), pa.uint32()), PERMUTATIONS
+                pa.array(np.concatenate([s[4] for s in specs]), pa.uint32()), SIGNATURE_SIZE
             ),
         }
     ).cast(
@@ -164,10 +164,10 @@ def _pairs(ids: list[tuple[str, str]]) -> pa.Table:
 
 
 def _sig(agree_with: np.ndarray | None, fraction: float, rng: np.random.Generator) -> np.ndarray:
-    fresh = rng.integers(0, 2**32 - 1, PERMUTATIONS, dtype=np.uint32)
+    fresh = rng.integers(0, 2**32 - 1, SIGNATURE_SIZE, dtype=np.uint32)
     if agree_with is None:
         return fresh
-    n = round(fraction * PERMUTATIONS)
+    n = round(fraction * SIGNATURE_SIZE)
     return np.concatenate([agree_with[:n], fresh[n:]])
 
 

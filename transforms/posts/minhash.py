@@ -5,12 +5,19 @@ What is compared: the set of character 5-grams of ``dedup_form(text)`` (the norm
 case-folded). A form shorter than 5 characters is one shingle (itself); an empty form has none
 and is never a near-duplicate of anything.
 
-How: every shingle of a batch of texts is hashed at once (a polynomial over its code points,
-then a 64-bit finalizer), then each of ``PERMUTATIONS`` hash functions
-``h_i(x) = (a_i * x + b_i) >> 32`` (64-bit multiply-add-shift, ``a_i`` odd, fixed seeds) is
-applied to all of them and reduced per text with ``np.minimum.reduceat``. Everything is integer
-arithmetic on fixed constants, so a text gets the same signature in every process, on every
-runner, in every run -- committed signatures are stored and reused (``near_dup``).
+How (``SCHEME``): one-permutation hashing with densification (Li, Owen & Zhang 2012;
+Shrivastava 2017). Every shingle of a batch of texts is hashed once (a polynomial over its code
+points, then a 64-bit finalizer); the top 6 bits of its hash choose one of ``SIGNATURE_SIZE``
+bins, the next 32 bits are its value, and a text's signature holds the least value of each of
+its bins. A bin no shingle of the text fell into (a tweet has ~100 shingles for 64 bins, so
+~20% of bins are empty) takes the value of a non-empty bin of the same text: the first
+non-empty one in a fixed random order of the bins, one order per bin. Two texts then agree on a
+bin with probability equal to their Jaccard similarity, as with 64 independent permutations,
+and at a sixth of the cost: one hash and one sort per shingle, not 64 multiply-add-shift passes.
+
+Everything is integer arithmetic on fixed constants, so a text gets the same signature in every
+process, on every runner, in every run -- committed signatures are stored and reused
+(``near_dup``); the ``minhash/`` side files say which scheme made them (``SCHEME``).
 
 Bands: the signature is cut into ``bands`` bands of ``rows`` values (``lsh_params``); a band's
 key is a 64-bit hash of its values and its index. Two texts become candidates when they share a
@@ -27,8 +34,9 @@ import numpy as np
 from transforms.posts.text import dedup_form
 
 __all__ = [
-    "PERMUTATIONS",
+    "SCHEME",
     "SHINGLE",
+    "SIGNATURE_SIZE",
     "LshParams",
     "band_keys",
     "candidate_probability",
@@ -39,9 +47,12 @@ __all__ = [
 ]
 
 # 64 values: at THRESHOLD 0.8 the estimate of a pair at 0.9 has a standard deviation of
-# 0.0375, so verification keeps >99.5% of them; 128 cost twice as much (17 us a post, not 9).
-PERMUTATIONS = 64
+# ~0.035, so verification keeps >99.5% of them.
+SIGNATURE_SIZE = 64
 SHINGLE = 5
+# Signatures of another scheme (or other constants) estimate nothing against these: the name
+# is stored with every committed signature file and checked before they are compared.
+SCHEME = "oph64-v1"
 # Probability that a pair at exactly THRESHOLD shares a band: what ``lsh_params`` guarantees.
 _RECALL_AT_THRESHOLD = 0.95
 
@@ -49,11 +60,16 @@ _U64 = np.uint64
 _MIX1 = _U64(0xBF58476D1CE4E5B9)
 _MIX2 = _U64(0x94D049BB133111EB)
 _POLY = _U64(0x100000001B3)  # FNV-1a's 64-bit prime: spreads successive code points
+_BIN_SHIFT = _U64(64 - 6)  # the top 6 bits choose the bin (SIGNATURE_SIZE = 2**6)
+_VALUE_SHIFT = _U64(64 - 6 - 32)  # the 32 bits below them are the value
 _rng = np.random.Generator(np.random.PCG64(20260416))
-_A = _rng.integers(1, 2**63, PERMUTATIONS, dtype=np.uint64) * _U64(2) + _U64(1)
-_B = _rng.integers(0, 2**63, PERMUTATIONS, dtype=np.uint64)
+_MULT = _rng.integers(1, 2**63, SIGNATURE_SIZE, dtype=np.uint64) * _U64(2) + _U64(1)
+_BAND_SEEDS = _rng.integers(0, 2**63, SIGNATURE_SIZE, dtype=np.uint64)
+# Row j: the order in which an empty bin j looks for a non-empty bin of the same text to copy.
+# Its own row for each bin, so the bins copied are independent of each other (one shared
+# order would make every empty bin copy the same bin: "rotation", much noisier).
+_PROBE = np.stack([_rng.permutation(SIGNATURE_SIZE) for _ in range(SIGNATURE_SIZE)])
 _EMPTY = np.uint32(0xFFFFFFFF)
-_BAND_SEEDS = _rng.integers(0, 2**63, PERMUTATIONS, dtype=np.uint64)
 
 
 def _fmix64(x: np.ndarray) -> np.ndarray:
@@ -65,9 +81,8 @@ def _fmix64(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> _U64(31))
 
 
-def _shingle_hashes(forms: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(hashes of every shingle of every form, in order; start of each form's shingles; which
-    forms have any)."""
+def _shingle_hashes(forms: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(64-bit hashes of every shingle of every form, in order; the form each belongs to)."""
     lengths = np.fromiter((len(f) for f in forms), np.int64, len(forms))
     codes = np.frombuffer("".join(forms).encode("utf-32-le"), np.uint32).astype(np.uint64)
     codes += _U64(1)  # so that no code point is 0, the padding of short forms
@@ -93,22 +108,23 @@ def _shingle_hashes(forms: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.nd
     owner = np.repeat(np.arange(len(forms)), counts)
     shingle_starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     pos = text_starts[owner] + (np.arange(len(owner)) - shingle_starts[owner])
-    return _fmix64(h[pos]), shingle_starts, counts > 0
+    return _fmix64(h[pos]), owner
 
 
-def signatures(texts: Sequence[str | None], *, chunk: int = 1 << 14) -> np.ndarray:
+def signatures(texts: Sequence[str | None], *, chunk: int = 1 << 15) -> np.ndarray:
     """MinHash signatures of ``texts`` (post texts, normalized here with ``dedup_form``):
-    ``uint32[len(texts), PERMUTATIONS]``. A text with no shingles (empty after normalization,
-    or None) gets all ``0xFFFFFFFF``; ``band_keys`` gives it no keys.
+    ``uint32[len(texts), SIGNATURE_SIZE]``. A text with no shingles (empty after
+    normalization, or None) gets all ``0xFFFFFFFF``; ``band_keys`` gives it no keys.
+    ``chunk``: about how many characters are hashed at once (the result does not depend on it).
 
     Example::
 
         sig = signatures(["Traffic is wild this morning", "traffic is WILD this morning!"])
         estimated_jaccard(sig[0], sig[1])  # ~0.85
     """
-    out = np.full((len(texts), PERMUTATIONS), _EMPTY, np.uint32)
+    out = np.full((len(texts), SIGNATURE_SIZE), _EMPTY, np.uint32)
     forms = [dedup_form(t) if t else "" for t in texts]
-    # A few hundred texts at a time: the per-permutation arrays stay in the CPU's cache.
+    # A few hundred texts at a time: the sort of their shingles stays in the CPU's cache.
     start = 0
     while start < len(forms):
         stop, size = start, 0
@@ -121,20 +137,47 @@ def signatures(texts: Sequence[str | None], *, chunk: int = 1 << 14) -> np.ndarr
 
 
 def _sign(forms: Sequence[str], out: np.ndarray) -> None:
-    hashes, starts, has = _shingle_hashes(forms)
-    if not has.any():
+    hashes, owner = _shingle_hashes(forms)
+    if not len(hashes):
         return
-    starts = starts[has]
-    rows = out[has]
-    tmp = np.empty_like(hashes)
-    shift = _U64(32)
-    for i in range(PERMUTATIONS):
-        # Multiply-add-shift in uint64 (wrapping): the top 32 bits are the permuted value.
-        np.multiply(hashes, _A[i], out=tmp)
-        tmp += _B[i]
-        tmp >>= shift
-        rows[:, i] = np.minimum.reduceat(tmp, starts)
-    out[has] = rows
+    # One sort gives each (text, bin) its least value: the key is the text's index, then the
+    # bin (the top bits of the hash), then the value (the next 32 bits) -- so the first key of
+    # each (text, bin) run holds the minimum. Texts of a chunk number far below 2**26.
+    key = (owner.astype(np.uint64) << _U64(38)) | (hashes >> _VALUE_SHIFT)
+    key.sort()
+    cell = key >> _U64(32)
+    first = np.empty(len(key), bool)
+    first[0] = True
+    np.not_equal(cell[1:], cell[:-1], out=first[1:])
+    key = key[first]
+    flat = out.reshape(-1)
+    # 0xFFFFFFFF marks an empty bin: a shingle with that value (one in 2**32) counts as 1 less.
+    flat[(key >> _U64(32)).astype(np.intp)] = np.minimum(key.astype(np.uint32), _EMPTY - 1)
+    _densify(out)
+
+
+def _densify(sig: np.ndarray) -> None:
+    """Fill the empty bins of the texts of ``sig`` that have a non-empty one, in place: empty
+    bin ``j`` copies the first non-empty bin of the text in the order ``_PROBE[j]`` ("optimal
+    densification": which bin is copied depends only on ``j`` and on which bins are empty, so
+    two texts agree on ``j`` with probability equal to their Jaccard similarity)."""
+    flat = sig.reshape(-1)
+    empty = flat == _EMPTY
+    some = ~empty.reshape(sig.shape).all(axis=1)
+    cells = np.flatnonzero(empty & np.repeat(some, SIGNATURE_SIZE))
+    # Sources are read from the signature as it was: the copies are written at the end.
+    where, values = [], []
+    for step in range(SIGNATURE_SIZE):
+        if not len(cells):
+            break
+        row = cells - cells % SIGNATURE_SIZE
+        v = flat[row + _PROBE[cells % SIGNATURE_SIZE, step]]
+        found = v != _EMPTY
+        where.append(cells[found])
+        values.append(v[found])
+        cells = cells[~found]
+    if where:
+        flat[np.concatenate(where)] = np.concatenate(values)
 
 
 def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -142,13 +185,13 @@ def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     (rows of ``a`` against rows of ``b``; 1-d inputs give a scalar)."""
     equal = np.asarray(a) == np.asarray(b)
     # A count, not np.mean over booleans (which converts them to floats first): the same
-    # k / PERMUTATIONS, several times faster.
+    # k / SIGNATURE_SIZE, several times faster.
     return np.count_nonzero(equal, axis=-1) / equal.shape[-1]
 
 
 @dataclass(frozen=True)
 class LshParams:
-    """``bands`` bands of ``rows`` signature values each (``bands * rows <= PERMUTATIONS``)."""
+    """``bands`` bands of ``rows`` signature values each (``bands * rows <= SIGNATURE_SIZE``)."""
 
     threshold: float
     bands: int
@@ -162,13 +205,13 @@ def candidate_probability(s: float, bands: int, rows: int) -> float:
 
 def lsh_params(threshold: float) -> LshParams:
     """Bands and rows for ``threshold``: the most rows per band (so the fewest dissimilar
-    candidates) such that, with ``bands = PERMUTATIONS // rows``, a pair at exactly
+    candidates) such that, with ``bands = SIGNATURE_SIZE // rows``, a pair at exactly
     ``threshold`` shares a band with probability >= 0.95 (0.8 -> 10 bands of 6 rows)."""
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold {threshold}: expected a number in (0, 1]")
-    best = LshParams(threshold, PERMUTATIONS, 1)
-    for rows in range(1, PERMUTATIONS + 1):
-        bands = PERMUTATIONS // rows
+    best = LshParams(threshold, SIGNATURE_SIZE, 1)
+    for rows in range(1, SIGNATURE_SIZE + 1):
+        bands = SIGNATURE_SIZE // rows
         if candidate_probability(threshold, bands, rows) >= _RECALL_AT_THRESHOLD:
             best = LshParams(threshold, bands, rows)
     return best
@@ -177,7 +220,7 @@ def lsh_params(threshold: float) -> LshParams:
 def band_keys(sig: np.ndarray, params: LshParams) -> np.ndarray:
     """``uint64[len(sig), bands]``: each band's key (its values and its index hashed); rows of
     all ``0xFFFFFFFF`` (no shingles) get key 0 in every band, which ``near_dup`` never pairs."""
-    sig = np.asarray(sig, np.uint32).reshape(-1, PERMUTATIONS)
+    sig = np.asarray(sig, np.uint32).reshape(-1, SIGNATURE_SIZE)
     r = params.rows
     keys = np.empty((len(sig), params.bands), np.uint64)
     wide = sig.T.astype(np.uint64)  # one contiguous row per hash function
@@ -186,7 +229,7 @@ def band_keys(sig: np.ndarray, params: LshParams) -> np.ndarray:
         # give equal keys; unequal ones collide with probability ~2**-64.
         h = np.full(len(sig), _BAND_SEEDS[band], np.uint64)
         for j in range(r):
-            h += wide[band * r + j] * _A[j]
+            h += wide[band * r + j] * _MULT[j]
         keys[:, band] = _fmix64(h) | _U64(1)  # never 0: 0 marks "no key"
     keys[(sig == _EMPTY).all(axis=1)] = 0
     return keys
@@ -196,11 +239,11 @@ def signature_keys(sig: np.ndarray) -> np.ndarray:
     """``uint64[len(sig)]``: a hash of each whole signature (equal signatures, equal keys;
     0 for a text without shingles). Posts with equal signatures have the same estimated
     similarity to every post, so ``near_dup`` decides for one of them and copies the rest."""
-    sig = np.asarray(sig, np.uint32).reshape(-1, PERMUTATIONS)
+    sig = np.asarray(sig, np.uint32).reshape(-1, SIGNATURE_SIZE)
     wide = sig.T.astype(np.uint64)
     h = np.full(len(sig), _BAND_SEEDS[-1], np.uint64)
-    for j in range(PERMUTATIONS):
-        h += wide[j] * _A[j]
+    for j in range(SIGNATURE_SIZE):
+        h += wide[j] * _MULT[j]
     keys = _fmix64(h) | _U64(1)
     keys[(sig == _EMPTY).all(axis=1)] = 0
     return keys

@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 from schemas import MINHASH_SCHEMA, NEAR_DUPLICATES_SCHEMA
 from schemas.near_dup import SIGNATURE_TYPE
 from transforms.posts.minhash import (
-    PERMUTATIONS,
+    SIGNATURE_SIZE,
     LshParams,
     band_keys,
     estimated_jaccard,
@@ -211,15 +211,15 @@ def signature_column(
         sig[np.asarray(text_hashes) == 0] = signatures([""])[0]  # no text left
     else:
         sig = signatures(texts.to_pylist())
-    return pa.FixedSizeListArray.from_arrays(pa.array(sig.reshape(-1), pa.uint32()), PERMUTATIONS)
+    return pa.FixedSizeListArray.from_arrays(pa.array(sig.reshape(-1), pa.uint32()), SIGNATURE_SIZE)
 
 
 def signature_matrix(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """A signature column -> ``uint32[rows, PERMUTATIONS]``."""
+    """A signature column -> ``uint32[rows, SIGNATURE_SIZE]``."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks() if column.num_chunks else pa.array([], SIGNATURE_TYPE)
     flat = column.flatten().to_numpy(zero_copy_only=False)
-    return np.asarray(flat, np.uint32).reshape(-1, PERMUTATIONS)
+    return np.asarray(flat, np.uint32).reshape(-1, SIGNATURE_SIZE)
 
 
 def post_keys(ids: pa.ChunkedArray | pa.Array | Sequence[str]) -> np.ndarray:
@@ -248,6 +248,16 @@ def _keys_of(table: pa.Table) -> np.ndarray:
     return post_keys(table.column("post_id"))
 
 
+def _members_of(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    """Which of ``keys`` are in ``sorted_keys`` (ascending): a binary search for each, where
+    ``np.isin`` sorted both arrays together on every call -- with the posts of every candidate
+    pair as ``sorted_keys``, once per batch of kept keys, that was most of a step's time."""
+    if not len(sorted_keys):
+        return np.zeros(len(keys), bool)
+    at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return sorted_keys[at] == keys
+
+
 def band_rows(
     table: pa.Table,
     column: str,
@@ -264,7 +274,7 @@ def band_rows(
         return
     ids = _keys_of(table)
     if skip is not None and len(skip):
-        keep = ~np.isin(ids, skip)
+        keep = ~_members_of(ids, skip)
         table, ids = table.filter(pa.array(keep)), ids[keep]
         if table.num_rows == 0:
             return
@@ -360,7 +370,7 @@ def member_rows(table: pa.Table, column: str, members: np.ndarray, *, new: bool)
     """The rows of ``table`` whose post key is in ``members`` (sorted): ``post``, ``post_id``,
     ``created_at``, ``edit_root``, ``new`` and the signature as ``minhash``."""
     keys = _keys_of(table) if table.num_rows else np.empty(0, np.uint64)
-    hit = np.isin(keys, members, assume_unique=False)
+    hit = _members_of(keys, members)
     if not hit.any():
         return _member_schema().empty_table()
     rows = table.filter(pa.array(hit))
