@@ -148,6 +148,13 @@ def plan(config: IngestPostsConfig, run_id: str | None = None) -> Plan:
         found = [s for s in found if (s.uri, s.size, s.mtime) not in seen]
         users = [s for s in users if (s.uri, s.size, s.mtime) not in seen]
     total = sum(s.size or 0 for s in found)
+    minhash_files = [
+        e.path for e in (manifest.side_files if manifest else ()) if e.path.startswith("minhash/")
+    ]
+    if config.dedup_near is not None and minhash_files:
+        from transforms.posts.dedup_near import check_signature_files
+
+        check_signature_files(ds.fs, ds.root, minhash_files)
     return Plan(
         run_id=run_id or new_run_id(),
         sources=found,
@@ -156,11 +163,7 @@ def plan(config: IngestPostsConfig, run_id: str | None = None) -> Plan:
         base_version=manifest.version if manifest else 0,
         base_files=[f.path for f in manifest.files] if manifest else [],
         tombstones=list(manifest.tombstones) if manifest else [],
-        minhash_files=[
-            e.path
-            for e in (manifest.side_files if manifest else ())
-            if e.path.startswith("minhash/")
-        ],
+        minhash_files=minhash_files,
         buckets=max(8, min(4096, total // _BUCKET_BYTES + 1)),
     )
 

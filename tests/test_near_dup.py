@@ -95,6 +95,34 @@ def test_signatures_estimate_jaccard_and_do_not_depend_on_the_batch():
     assert (signatures([t for p in pairs for t in p], chunk=64) == sig).all()
 
 
+def test_short_texts_fill_every_bin_and_equal_texts_equal_signatures():
+    # One-permutation hashing leaves most bins of a short text empty; densification fills
+    # them from the text's own bins, so no value is the "empty" mark and equal sets agree.
+    texts = ["ok", "okay!", "a short one", "a short one", "", None, "x" * 40]
+    sig = signatures(texts)
+    assert (sig[[0, 1, 2, 3, 6]] != 0xFFFFFFFF).all()
+    assert (sig[4] == 0xFFFFFFFF).all() and (sig[5] == 0xFFFFFFFF).all()
+    assert len(set(sig[0].tolist())) == 1  # one shingle: every bin holds it
+    assert (sig[2] == sig[3]).all()
+    assert len(set(sig[6].tolist())) == 1  # "xxxxx" is the only shingle
+
+
+def test_signatures_are_the_same_in_another_process():
+    texts = ["Traffic on the bridge is wild this morning", "ok", "naïve café ☕ déjà vu"]
+    code = (
+        "import sys, orjson\n"
+        "from transforms.posts.minhash import signatures\n"
+        "sys.stdout.buffer.write(orjson.dumps(signatures(orjson.loads(sys.argv[1])).tolist()))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, orjson.dumps(texts).decode()],
+        capture_output=True,
+        check=True,
+        env={**__import__("os").environ, "PYTHONHASHSEED": "123"},
+    )
+    assert orjson.loads(out.stdout) == signatures(texts).tolist()
+
+
 def test_case_spacing_links_and_repost_prefix_do_not_count():
     base = "Traffic on the bridge is wild this morning, stay safe"
     same = [
@@ -405,3 +433,17 @@ def test_the_cli_explains_a_bad_threshold(tmp_path):
         [str(BIN), "ingest", "posts", "--help"], capture_output=True, text=True
     ).stdout
     assert "--dedup-near THRESHOLD" in help_text and "5-grams" in help_text
+
+
+def test_signatures_of_another_scheme_are_refused_before_the_run(tmp_path):
+    runs = _Runs(tmp_path)
+    runs.ingest([_post("1", "the bridge is closed again this morning", 0)])
+    ds = Dataset.open(runs.dataset)
+    (entry,) = [e for e in ds.manifest().side_files if e.path.startswith("minhash/")]
+    stored = pq.read_table(ds.path(entry.path))
+    assert stored.schema.metadata[b"shardsmith.minhash_scheme"] == b"oph64-v1"
+    # what a run before one-permutation hashing wrote: the same columns, no scheme
+    pq.write_table(stored.replace_schema_metadata(None), ds.path(entry.path))
+    with pytest.raises(UserError, match=r"minhash/.*scheme .*64 permutations.*new dataset"):
+        runs.ingest([_post("2", "the bridge is closed again this morning!", 5)])
+    assert runs.ids() == ["1"]  # nothing was committed

@@ -31,7 +31,8 @@ import pyarrow.parquet as pq
 from catalog.parquet import read_parquet
 from catalog.staging import StagedRows, read_staged, staging_dir, write_staged
 from catalog.storage import join, open_url
-from schemas import MINHASH_SCHEMA, FileEntry
+from schemas import MINHASH_SCHEMA, FileEntry, UserError
+from schemas.near_dup import MINHASH_SCHEME, MINHASH_SCHEME_KEY
 from transforms.posts.minhash import lsh_params
 from transforms.posts.near_dup import (
     band_rows,
@@ -47,7 +48,7 @@ from transforms.posts.near_dup import (
 )
 from transforms.posts.removals import Removals
 
-__all__ = ["DedupNear", "write_side_file"]
+__all__ = ["DedupNear", "check_signature_files", "write_side_file"]
 
 _COUNT = "deduplicated:near_duplicate"
 
@@ -62,6 +63,23 @@ def write_side_file(fs, root: str, path: str, table: pa.Table) -> FileEntry:
     with fs.open(join(root, path), "wb") as f:
         f.write(data)
     return FileEntry(path, table.num_rows, len(data), "sha256:" + hashlib.sha256(data).hexdigest())
+
+
+def check_signature_files(fs, root: str, paths: Sequence[str]) -> None:
+    """``UserError`` unless every committed ``minhash/`` file at ``paths`` (relative to ``root``)
+    holds signatures of the scheme this version computes (``schemas.near_dup.MINHASH_SCHEME``):
+    signatures of two schemes estimate nothing against each other, and comparing them would
+    silently keep every near-duplicate of a committed post. Reads only the files' footers."""
+    for path in paths:
+        with fs.open(join(root, path), "rb") as f:
+            meta = pq.ParquetFile(f).schema_arrow.metadata or {}
+        scheme = meta.get(MINHASH_SCHEME_KEY, b"").decode() or "64 permutations (before oph64-v1)"
+        if scheme != MINHASH_SCHEME:
+            raise UserError(
+                f"{path}: MinHash signatures of scheme {scheme!r}, this shardsmith computes "
+                f"{MINHASH_SCHEME!r}; --dedup-near cannot compare new posts with them: ingest "
+                "into a new dataset, or run without --dedup-near"
+            )
 
 
 class _ReadCommittedFn(beam.DoFn):
