@@ -82,9 +82,10 @@ def check_signature_files(fs, root: str, paths: Sequence[str]) -> None:
             )
 
 
-class _ReadCommittedFn(beam.DoFn):
-    """A committed ``minhash/`` file -> its live rows (``near_dup.live_signatures``); given
-    the posts of candidate pairs, only theirs, as ``near_dup.member_rows``."""
+class _NearFn(beam.DoFn):
+    """A step that reads signature rows: the kept keys of this run (a ``StagedRows`` reference
+    from ``_StageKeptFn``) or a committed ``minhash/`` file (its path; live rows only, see
+    ``near_dup.live_signatures``)."""
 
     def __init__(self, url, storage_options):
         self._url, self._storage_options = url, storage_options
@@ -92,20 +93,51 @@ class _ReadCommittedFn(beam.DoFn):
     def setup(self):
         self._fs, self._root = open_url(self._url, self._storage_options)
 
-    def process(self, path: str, removals: Removals, members: np.ndarray | None = None):
-        table = read_parquet(self._fs, join(self._root, path), schema=MINHASH_SCHEMA)
-        table = with_post_keys(live_signatures(table, removals))
-        yield table if members is None else member_rows(table, "minhash", members, new=False)
+    def _rows(self, element: StagedRows | str, removals: Removals) -> pa.Table:
+        if isinstance(element, StagedRows):
+            return read_staged(self._fs, self._root, element)
+        table = read_parquet(self._fs, join(self._root, element), schema=MINHASH_SCHEMA)
+        return with_post_keys(live_signatures(table, removals))
 
 
-class _StageKeptFn(beam.DoFn):
+class _StageGroupsFn(_NearFn):
+    """Signature rows -> ``fn(rows, *side)``'s ``(group, table)`` pairs, written to the run's
+    staging area (one file, one record batch per group) -> ``(group, StagedRows)``.
+
+    Band rows, signature keys and member signatures are most of what ``--dedup-near`` moves
+    (ten band rows a post at 0.8): through Beam's data plane each was pickled, copied into the
+    runner and out again; staged, a few bytes a group move instead."""
+
+    def __init__(self, url, storage_options, run_id, kind):
+        super().__init__(url, storage_options)
+        self._run_id, self._kind = run_id, kind
+
+    def process(self, element: StagedRows | str, removals: Removals, fn, *side):
+        groups = [(g, t) for g, t in fn(self._rows(element, removals), *side) if t.num_rows]
+        if not groups:
+            return
+        # Named after the element, so a retried bundle rewrites the same file.
+        name = element if isinstance(element, str) else f"{element.path}#{element.batch}"
+        digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+        path = f"{staging_dir(self._run_id)}/near/{self._kind}-{digest}.arrow"
+        write_staged(self._fs, self._root, path, [t for _, t in groups])
+        for i, (group, _) in enumerate(groups):
+            yield group, StagedRows(path, i)
+
+
+class _ReadGroupFn(_NearFn):
+    """``(group, [StagedRows])`` (from ``_StageGroupsFn``, grouped) -> ``fn(tables)``."""
+
+    def process(self, kv, fn):
+        yield fn([read_staged(self._fs, self._root, ref) for ref in kv[1]])
+
+
+class _StageKeptFn(_NearFn):
     """Kept keys -> the staging area of the run; a reference to them."""
 
     def __init__(self, url, storage_options, run_id):
-        self._url, self._storage_options, self._run_id = url, storage_options, run_id
-
-    def setup(self):
-        self._fs, self._root = open_url(self._url, self._storage_options)
+        super().__init__(url, storage_options)
+        self._run_id = run_id
 
     def process(self, kept: pa.Table):
         if kept.num_rows == 0:
@@ -115,17 +147,21 @@ class _StageKeptFn(beam.DoFn):
         yield StagedRows(path, 0)
 
 
-class _ReadKeptFn(beam.DoFn):
+class _ReadKeptFn(_NearFn):
     """A reference from ``_StageKeptFn`` -> ``fn(kept keys, *side inputs)``'s elements."""
-
-    def __init__(self, url, storage_options):
-        self._url, self._storage_options = url, storage_options
-
-    def setup(self):
-        self._fs, self._root = open_url(self._url, self._storage_options)
 
     def process(self, ref: StagedRows, fn, *side):
         yield from fn(read_staged(self._fs, self._root, ref), *side)
+
+
+class _ChooseFn(_NearFn):
+    """Pairs, staged members and copies -> the removed posts (``near_dup.choose_removals``,
+    then ``near_dup.expand_removals``): one table."""
+
+    def process(self, _, pairs, members, copies, threshold: float, run_id: str):
+        tables = [read_staged(self._fs, self._root, ref) for _, ref in members]
+        removed = choose_removals(pairs, tables, threshold, run_id)
+        yield expand_removals(removed, copies, run_id)
 
 
 class _WriteNearFn(beam.DoFn):
@@ -222,32 +258,37 @@ class DedupNear(beam.PTransform):
         p = kept.pipeline
         params, buckets, run_id = self._params, self._buckets, self._run_id
         url, so, files = self._url, self._storage_options, self._committed
+
+        def stage(kind):
+            return _StageGroupsFn(url, so, run_id, kind)
+
         # The kept keys go to the staging area once; references to them move on. Each step
         # that reads them with a side input computed from them starts after its own
         # Reshuffle: fused into the step that computes the side input, it would wait for
         # itself (Beam's local runner stops with "watermark-pending bundles").
         refs = kept | "StageKept" >> beam.ParDo(_StageKeptFn(url, so, run_id))
-        committed = (
-            p
-            | "ListCommittedMinhash" >> beam.Create(files)
-            | "ReadCommittedMinhash" >> beam.ParDo(_ReadCommittedFn(url, so), removals)
-        )
         # Posts with the signature of an earlier one (reposts, copy-paste) are set aside.
         copies = (
             (
                 refs
                 | "NewSignatureKeys"
                 >> beam.ParDo(
-                    _ReadKeptFn(url, so),
+                    stage("sigs-new"),
+                    removals,
                     lambda t: copy_rows(t, "_minhash", new=True, buckets=buckets),
                 ),
-                committed
+                p
+                | "ListCommittedForCopies" >> beam.Create(files)
                 | "CommittedSignatureKeys"
-                >> beam.FlatMap(lambda t: copy_rows(t, "minhash", new=False, buckets=buckets)),
+                >> beam.ParDo(
+                    stage("sigs-old"),
+                    removals,
+                    lambda t: copy_rows(t, "minhash", new=False, buckets=buckets),
+                ),
             )
             | "AllSignatureKeys" >> beam.Flatten()
             | "GroupBySignature" >> beam.GroupByKey()
-            | "Copies" >> beam.Map(lambda kv: split_copies(list(kv[1])))
+            | "Copies" >> beam.ParDo(_ReadGroupFn(url, so), split_copies)
             | "SomeCopies" >> beam.Filter(lambda t: t.num_rows > 0)
         )
         copy_posts = beam.pvalue.AsSingleton(
@@ -261,21 +302,25 @@ class DedupNear(beam.PTransform):
                 | "ReshuffleForBands" >> beam.Reshuffle()
                 | "NewBands"
                 >> beam.ParDo(
-                    _ReadKeptFn(url, so),
+                    stage("bands-new"),
+                    removals,
                     lambda t, skip: band_rows(
                         t, "_minhash", params, new=True, buckets=buckets, skip=skip
                     ),
                     copy_posts,
                 ),
-                committed
+                p
+                | "ListCommittedForBands" >> beam.Create(files)
                 | "CommittedBands"
-                >> beam.FlatMap(
-                    lambda t: band_rows(t, "minhash", params, new=False, buckets=buckets)
+                >> beam.ParDo(
+                    stage("bands-old"),
+                    removals,
+                    lambda t: band_rows(t, "minhash", params, new=False, buckets=buckets),
                 ),
             )
             | "AllBands" >> beam.Flatten()
             | "GroupByBand" >> beam.GroupByKey()
-            | "Candidates" >> beam.Map(lambda kv: candidate_pairs(list(kv[1])))
+            | "Candidates" >> beam.ParDo(_ReadGroupFn(url, so), candidate_pairs)
             | "SomePairs" >> beam.Filter(lambda t: t.num_rows > 0)
         )
         posts = beam.pvalue.AsSingleton(
@@ -284,31 +329,38 @@ class DedupNear(beam.PTransform):
             >> beam.Map(lambda t: np.concatenate([t.column(0).to_numpy(), t.column(1).to_numpy()]))
             | "AllPairPosts" >> beam.CombineGlobally(_UniquePosts())
         )
+        # The signatures of the posts of some pair, staged: references go to Choose.
         members = (
             refs
             | "ReshuffleForMembers" >> beam.Reshuffle()
             | "NewMembers"
             >> beam.ParDo(
-                _ReadKeptFn(url, so),
-                lambda t, m: [member_rows(t, "_minhash", m, new=True)],
+                stage("members-new"),
+                removals,
+                lambda t, m: [(0, member_rows(t, "_minhash", m, new=True))],
                 posts,
             ),
             p
             | "ListCommittedForMembers" >> beam.Create(files)
-            | "CommittedMembers" >> beam.ParDo(_ReadCommittedFn(url, so), removals, posts),
+            | "CommittedMembers"
+            >> beam.ParDo(
+                stage("members-old"),
+                removals,
+                lambda t, m: [(0, member_rows(t, "minhash", m, new=False))],
+                posts,
+            ),
         ) | "AllMembers" >> beam.Flatten()
-        threshold = params.threshold
         removed = (
             p
             | "ChooseTrigger" >> beam.Create([None])
             | "Choose"
-            >> beam.Map(
-                lambda _, pr, mb, cp: expand_removals(
-                    choose_removals(pr, mb, threshold, run_id), cp, run_id
-                ),
+            >> beam.ParDo(
+                _ChooseFn(url, so),
                 beam.pvalue.AsList(pairs),
-                beam.pvalue.AsList(members | "SomeMembers" >> beam.Filter(lambda t: t.num_rows)),
+                beam.pvalue.AsList(members),
                 beam.pvalue.AsList(copies),
+                params.threshold,
+                run_id,
             )
         )
         dropped = (
