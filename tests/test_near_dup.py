@@ -246,6 +246,53 @@ def test_committed_posts_stay_and_versions_of_one_post_never_pair():
     assert choose_removals([_pairs([("1", "2")])], [members], 0.8, "r").num_rows == 0
 
 
+def _one_by_one(members: pa.Table, threshold: float) -> dict[str, str]:
+    """The rule of ``near_dup``, one post after another in time order: removed -> twin."""
+    rows = members.to_pylist()
+    sig = signature_matrix(members.column("minhash"))
+    order = sorted(
+        range(len(rows)), key=lambda i: (rows[i]["new"], rows[i]["created_at"], rows[i]["post_id"])
+    )
+    kept: list[int] = []
+    removed = {}
+    for i in order:
+        twins = [
+            j
+            for j in kept
+            if estimated_jaccard(sig[i], sig[j]) >= threshold
+            and rows[i]["edit_root"] != rows[j]["edit_root"]
+        ]
+        if rows[i]["new"] and twins:
+            removed[rows[i]["post_id"]] = rows[twins[0]]["post_id"]
+        else:
+            kept.append(i)
+    return removed
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_choosing_follows_the_rule_one_post_after_another(seed):
+    # Families of similar signatures (chains, clusters, ties in time, committed posts, edits
+    # of one post): what is decided at once must be what the rule decides post by post.
+    rng = np.random.default_rng(seed)
+    bases = [_sig(None, 0, rng) for _ in range(4)]
+    specs = []
+    for k in range(70):
+        sig = bases[rng.integers(4)].copy()
+        changed = rng.choice(SIGNATURE_SIZE, rng.integers(0, 20), replace=False)
+        sig[changed] = rng.integers(0, 2**32 - 1, len(changed), dtype=np.uint32)
+        root = str(k) if rng.random() < 0.9 else str(k % 5)
+        specs.append((str(k), int(rng.integers(0, 30)), bool(rng.random() < 0.8), root, sig))
+    members = _members(specs)
+    ids = [s[0] for s in specs]
+    every_pair = _pairs([(x, y) for i, x in enumerate(ids) for y in ids[i + 1 :]])
+    out = choose_removals([every_pair], [members], 0.8, "r")
+    expected = _one_by_one(members, 0.8)
+    assert len(expected) > 10  # the case is not trivial
+    assert _as_dict(out) == expected
+    when = dict(zip(ids, (s[1] for s in specs), strict=True))
+    assert out.column("post_id").to_pylist() == sorted(expected, key=lambda p: (when[p], p))
+
+
 def _decide(table: pa.Table, threshold: float) -> dict[str, str]:
     """removed -> twin by the steps ``DedupNear`` runs (copies set aside, band buckets)."""
     params = lsh_params(threshold)

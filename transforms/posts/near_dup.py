@@ -26,7 +26,6 @@ Plain functions over Arrow tables, wired into Beam by ``transforms.posts.dedup_n
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -414,53 +413,89 @@ def choose_removals(
     keys = info.column("post").to_numpy()
     _, first = np.unique(keys, return_index=True)
     info = info.take(pa.array(np.sort(first)))
+    # Posts numbered in the order the rule decides them: committed ones first (they stay
+    # whatever their time), then this run's by (created_at, post_id).
+    info = info.take(
+        pc.sort_indices(
+            info,
+            [("new", "ascending"), ("created_at", "ascending"), ("post_id", "ascending")],
+        )
+    )
     keys = info.column("post").to_numpy()
     order = np.argsort(keys)
-    keys = keys[order]
-    # Each pair once, whatever a runner repeated (see ``candidate_pairs``).
-    a, b = _unique_pairs(pair_table.column("a").to_numpy(), pair_table.column("b").to_numpy())
-    pa_ = np.minimum(np.searchsorted(keys, a), len(keys) - 1)
-    pb_ = np.minimum(np.searchsorted(keys, b), len(keys) - 1)
-    known = (keys[pa_] == a) & (keys[pb_] == b)
+    sorted_keys = keys[order]
+    a = pair_table.column("a").to_numpy()
+    b = pair_table.column("b").to_numpy()
+    pa_ = np.minimum(np.searchsorted(sorted_keys, a), len(keys) - 1)
+    pb_ = np.minimum(np.searchsorted(sorted_keys, b), len(keys) - 1)
+    known = (sorted_keys[pa_] == a) & (sorted_keys[pb_] == b)
     if not known.any():
         return NEAR_DUPLICATES_SCHEMA.empty_table()
     ia, ib = order[pa_[known]], order[pb_[known]]
+    # Each pair once (a pair shares several bands; a runner may repeat elements, see
+    # ``candidate_pairs``), earlier post first: one sort of one integer per pair.
+    n = np.int64(len(keys))
+    cell = np.unique(np.minimum(ia, ib).astype(np.int64) * n + np.maximum(ia, ib))
+    ia, ib = cell // n, cell % n
     sig = signature_matrix(info.column("minhash"))
     est = _pair_estimates(sig, ia, ib)
     roots = pc.dictionary_encode(info.column("edit_root").combine_chunks()).indices.to_numpy()
     new = info.column("new").to_numpy(zero_copy_only=False)
-    verified = (est >= threshold) & (new[ia] | new[ib]) & (roots[ia] != roots[ib])
-    created = info.column("created_at").cast(pa.int64()).to_numpy()
-    ids = info.column("post_id").to_pylist()
-    neighbours: dict[int, list[tuple[int, float]]] = defaultdict(list)
-    for x, y, e in zip(ia[verified], ib[verified], est[verified], strict=True):
-        neighbours[int(x)].append((int(y), float(e)))
-        neighbours[int(y)].append((int(x), float(e)))
-    # Committed posts stay whatever their time; this run's posts are decided in time order.
-    order = sorted(neighbours, key=lambda i: (bool(new[i]), int(created[i]), ids[i]))
-    kept: set[int] = set()
-    removed: list[tuple[int, int, float]] = []
-    for i in order:
-        twins = [(j, e) for j, e in neighbours[i] if j in kept]
-        if new[i] and twins:
-            j, e = min(twins, key=lambda t: (bool(new[t[0]]), int(created[t[0]]), ids[t[0]]))
-            removed.append((i, j, e))
-        else:
-            kept.add(i)
-    removed.sort(key=lambda r: (int(created[r[0]]), ids[r[0]]))
-    gone = pa.array([r[0] for r in removed], pa.int64())
-    twin = pa.array([r[1] for r in removed], pa.int64())
+    verified = (est >= threshold) & new[ib] & (roots[ia] != roots[ib])
+    gone, twin, e = _ordered_rule(new, ia[verified], ib[verified], est[verified])
     return pa.table(
         [
             info.column("post_id").take(gone),
             info.column("created_at").take(gone),
             info.column("post_id").take(twin),
             info.column("created_at").take(twin),
-            pa.array([r[2] for r in removed], pa.float32()),
-            pa.array([run_id] * len(removed), pa.string()),
+            pa.array(e, pa.float32()),
+            pa.array([run_id] * len(gone), pa.string()),
         ],
         schema=NEAR_DUPLICATES_SCHEMA,
     )
+
+
+def _ordered_rule(
+    new: np.ndarray, u: np.ndarray, v: np.ndarray, est: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rule of the module docstring over verified pairs ``(u, v)`` of posts numbered in
+    decision order (``u < v``, ``v`` new): (removed posts, ascending; the twin of each: its
+    earliest kept pair mate; that pair's estimate).
+
+    Decided in rounds over all undecided posts at once, not one post after another: a post is
+    removed as soon as one earlier mate is known kept, and kept once every earlier mate is
+    known removed (a committed post, or one without earlier mates, is kept from the start). A
+    round settles every post whose earlier mates are settled, so there are as many rounds as
+    the longest chain of alternating decisions (A kept, B removed, C kept, ...) -- a few."""
+    kept = np.zeros(len(new), bool)
+    removed = np.zeros(len(new), bool)
+    kept[~new] = True
+    has_earlier = np.zeros(len(new), bool)
+    has_earlier[v] = True
+    kept[~has_earlier] = True
+    open_ = ~(kept | removed)
+    eu, ev = u, v
+    while open_.any():
+        live = open_[ev]
+        eu, ev = eu[live], ev[live]
+        removed[ev[kept[eu]]] = True
+        # Kept when no earlier mate is kept or still open.
+        blocking = np.zeros(len(new), bool)
+        blocking[ev[~removed[eu]]] = True
+        kept |= open_ & ~blocking & ~removed
+        settled = open_ & (kept | removed)
+        if not settled.any():  # cannot happen: the earliest open post has only settled mates
+            raise AssertionError("near-duplicate rule made no progress")
+        open_ &= ~settled
+    # The twin of a removed post: its earliest kept mate (the smallest number).
+    hit = kept[u] & removed[v]
+    tu, tv, te = u[hit], v[hit], est[hit]
+    by = np.lexsort((tu, tv))
+    tu, tv, te = tu[by], tv[by], te[by]
+    first = np.ones(len(tv), bool)
+    first[1:] = tv[1:] != tv[:-1]
+    return tv[first], tu[first], te[first]
 
 
 def minhash_rows(kept: pa.Table, column: str = "_minhash") -> pa.Table:
