@@ -25,7 +25,6 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from catalog.parquet import read_parquet
@@ -42,8 +41,11 @@ from transforms.posts.near_dup import (
     expand_removals,
     live_signatures,
     member_rows,
+    members_of,
     minhash_rows,
+    post_keys,
     split_copies,
+    unique_keys,
     with_post_keys,
 )
 from transforms.posts.removals import Removals
@@ -199,14 +201,13 @@ class _WriteMinhashFn(beam.DoFn):
         yield write_side_file(self._fs, self._root, path, minhash_rows(kept))
 
 
-def _drop(kept: pa.Table, removed: pa.Table):
-    if kept.num_rows == 0 or removed.num_rows == 0:
+def _drop(kept: pa.Table, removed: np.ndarray):
+    """Kept keys (with ``_post``) without the posts whose keys are in ``removed`` (sorted)."""
+    if kept.num_rows == 0 or len(removed) == 0:
         return kept, {}
-    gone = pc.fill_null(
-        pc.is_in(kept.column("post_id"), value_set=removed.column("post_id")), False
-    )
-    n = pc.sum(gone).as_py() or 0
-    return (kept.filter(pc.invert(gone)), {_COUNT: n}) if n else (kept, {})
+    gone = members_of(kept.column("_post").to_numpy(), removed)
+    n = int(np.count_nonzero(gone))
+    return (kept.filter(pa.array(~gone)), {_COUNT: n}) if n else (kept, {})
 
 
 class DedupNear(beam.PTransform):
@@ -368,7 +369,13 @@ class DedupNear(beam.PTransform):
             | "ReshuffleForDrop" >> beam.Reshuffle()
             | "DropNear"
             >> beam.ParDo(
-                _ReadKeptFn(url, so), lambda t, r: [_drop(t, r)], beam.pvalue.AsSingleton(removed)
+                _ReadKeptFn(url, so),
+                lambda t, r: [_drop(t, r)],
+                beam.pvalue.AsSingleton(
+                    removed
+                    | "RemovedPosts"
+                    >> beam.Map(lambda r: unique_keys(post_keys(r.column("post_id"))))
+                ),
             )
         )
         kept = dropped | "NearKept" >> beam.Map(lambda d: d[0])
@@ -399,4 +406,4 @@ class _UniquePosts(beam.CombineFn):
     def extract_output(self, acc):
         if not acc:
             return np.empty(0, np.uint64)
-        return np.unique(np.concatenate([np.empty(0, np.uint64), *acc]))
+        return unique_keys(np.concatenate([np.empty(0, np.uint64), *acc]))
