@@ -38,6 +38,7 @@ __all__ = [
 
 STAGING_DIR = "_staging"
 _OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
+_PLAIN = pa.ipc.IpcWriteOptions()
 
 
 def staging_dir(run_id: str) -> str:
@@ -63,9 +64,15 @@ class StagedRows:
 
 
 def write_staged(
-    fs: AbstractFileSystem, root: str, path: str, tables: Sequence[pa.Table]
+    fs: AbstractFileSystem,
+    root: str,
+    path: str,
+    tables: Sequence[pa.Table],
+    *,
+    compress: bool = True,
 ) -> list[int]:
     """Write ``tables`` (one schema) to ``path`` as one record batch each; returns the row counts.
+    ``compress=False`` for columns LZ4 cannot shrink (hashes): it would only cost time.
 
     Rewriting a file with the same tables (a retried bundle) gives the same file.
     """
@@ -76,7 +83,8 @@ def write_staged(
     # each branch that uses it): on local disk, write aside and rename, which is atomic, so a
     # reader never sees half a file. Object stores publish an object whole when it is closed.
     target = f"{full}.{uuid.uuid4().hex}.tmp" if is_local(fs) else full
-    with fs.open(target, "wb") as f, pa.ipc.new_file(f, schema, options=_OPTIONS) as writer:
+    options = _OPTIONS if compress else _PLAIN
+    with fs.open(target, "wb") as f, pa.ipc.new_file(f, schema, options=options) as writer:
         for table in tables:
             batch = table.combine_chunks().to_batches()
             writer.write_batch(batch[0] if batch else pa.RecordBatch.from_pylist([], schema))

@@ -122,7 +122,8 @@ class _StageGroupsFn(_NearFn):
         name = element if isinstance(element, str) else f"{element.path}#{element.batch}"
         digest = hashlib.sha256(name.encode()).hexdigest()[:16]
         path = f"{staging_dir(self._run_id)}/near/{self._kind}-{digest}.arrow"
-        write_staged(self._fs, self._root, path, [t for _, t in groups])
+        # Hashes and signatures: LZ4 finds nothing to shrink in them.
+        write_staged(self._fs, self._root, path, [t for _, t in groups], compress=False)
         for i, (group, _) in enumerate(groups):
             yield group, StagedRows(path, i)
 

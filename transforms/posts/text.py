@@ -115,6 +115,10 @@ class _UrlSpans:
 # bounded cache of recent texts saves most of the regex work on real streams. 8192 texts keep
 # 97% of the hits 65,536 did on a realistic stream (75k posts), in an eighth of the memory: a
 # parsing worker's cache no longer grows for the first half-million posts it sees.
+# ``dedup_form`` keeps its own: with --dedup-near the worker that parsed a chunk (computing each
+# text_hash) signs its distinct texts right after (``minhash.signatures``), and 16,384 forms
+# cover a chunk of 10,000 lines -- the second normalization of each text was ~40% of signing.
+@functools.lru_cache(maxsize=1 << 14)
 def dedup_form(text: str) -> str:
     """The text as a reader sees it, what ``--dedup-text`` and ``--dedup-near`` compare: a
     repost's ``RT @user:`` prefix and links (``http(s)://`` up to the next space; t.co links
