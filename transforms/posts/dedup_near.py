@@ -3,7 +3,7 @@
 The kept resolution keys of a run carry each post's MinHash signature (``_minhash``, computed
 where the post was staged). Then:
 
-    kept keys (staged once) and committed minhash/ files (live rows only):
+    kept keys (staged once) and committed minhash/ files (live rows only, ``oph64-v1``):
       -- GroupByKey(signature key) -- Copies --> posts whose signature an earlier post has
       -- Bands (but copies) -- GroupByKey(band key bucket) -- Candidates --> pairs
     pairs -> the set of their posts -> Members (from kept keys and committed minhash/ files)
@@ -12,7 +12,10 @@ where the post was staged). Then:
     removed -> near_duplicates/<run_id>.parquet
 
 Every step but ``Choose`` runs per batch on any number of workers; ``Choose`` sees only the
-posts of candidate pairs and the list of copies. Only keys and signatures move, never rows.
+posts of candidate pairs and the list of copies. Signature keys, band rows and the members'
+signatures are written to the run's staging area (``catalog.staging``) by the step that makes
+them and read by the step that uses them: only references, pairs and copies cross Beam's data
+plane. Committed ``minhash/`` files are read where they are used, by path.
 """
 
 from __future__ import annotations
