@@ -71,13 +71,11 @@ def test_off_by_default_and_counted_as_records():
 
 def test_memory_is_bounded_and_forgetting_only_keeps_more():
     seen = SeenPosts(limit=2)
-    row = {"post_id": "1", "edit_history_ids": ["1"], "media": [], "text": "x"}
-    row["lang_source"] = "source"
-    assert not seen.is_repeat({**row, "edit_history_ids": ["0", "1"]})
-    assert not seen.is_repeat(row)
-    assert seen.is_repeat(dict(row))
-    assert not seen.is_repeat({**row, "post_id": "3"})  # table full: emptied, then remembered
-    assert not seen.is_repeat(dict(row))  # forgotten: kept, resolving decides
+    assert not seen.is_repeat(("1", "0", "1"), 5)
+    assert not seen.is_repeat(("1", "1"), 5)
+    assert seen.is_repeat(("1", "1"), 5)
+    assert not seen.is_repeat(("3", "1"), 5)  # table full: emptied, then remembered
+    assert not seen.is_repeat(("1", "1"), 5)  # forgotten: kept, resolving decides
 
 
 @pytest.mark.parametrize("corpus", ["firehose", "texts", "hostile"])
@@ -92,5 +90,5 @@ def test_row_score_is_the_score_resolving_uses(corpus):
         parse_line(line, number, chunk, ParseOptions())
     assert chunk.rows
     scores = resolution_keys(rows_to_table(chunk.rows)).column("score").to_pylist()
-    assert [row_score(r) for r in chunk.rows] == scores
+    assert [row_score(r) for r in chunk.posts] == scores
     assert len(set(scores)) > 1  # the corpus has rows that say more than others

@@ -27,7 +27,8 @@ import msgspec
 
 from transforms.posts.errors import RecordError
 from transforms.posts.lang_id import SOURCE
-from transforms.posts.text import clean_text, dedup_hash, entity_columns
+from transforms.posts.rows import COLUMN
+from transforms.posts.text import clean_text, dedup_hash, extract_entities
 from transforms.posts.timestamps import created_at_ms
 
 __all__ = ["finish_row", "flat_tweet_rows"]
@@ -38,11 +39,13 @@ _I64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 # its mere presence sends the line to the general parser.
 _Other = msgspec.Raw | msgspec.UnsetType
 _ABSENT = msgspec.UNSET
-_REF_COLUMNS = {
-    "replied_to": "reply_to_post_id",
-    "quoted": "quoted_post_id",
-    "retweeted": "reposted_post_id",
-}
+# Where a referenced tweet's id goes in the row's list of reference columns.
+_REF_INDEX = {"replied_to": 0, "quoted": 1, "retweeted": 2}
+# The columns finish_row fills: the four entity lists (in this order in the schema, so
+# _entities gives them in one slice), media and the text hash.
+_ENTITY_COLUMNS = slice(COLUMN["hashtags"], COLUMN["urls"] + 1)
+_MEDIA = COLUMN["media"]
+_TEXT_HASH = COLUMN["text_hash"]
 
 
 class _Metrics(msgspec.Struct):
@@ -162,9 +165,10 @@ class _Later:
 
 def flat_tweet_rows(
     data: bytes, source_uri: str, line: int, max_posts: int, *, utf8: bool = False
-) -> list[dict] | None:
+) -> list[list] | None:
     """The posts rows of a line holding one tweet object (and its inlined referenced tweets),
-    as the general parser makes them once ``finish_row`` has made their entity lists, media and
+    each the list of its values in schema order (``transforms.posts.rows``), as the general
+    parser makes them once ``finish_row`` has made their entity lists, media and
     text hash; None when the line is anything else or anything in it is not plainly valid (the
     general parser then decides). ``utf8``: the caller has checked that ``data`` is valid UTF-8
     (``read_lines`` checks whole blocks at once, without the ``str`` per line that decoding makes:
@@ -188,7 +192,7 @@ def flat_tweet_rows(
     return rows
 
 
-def _row(t: _Tweet, source_uri: str, line: int) -> dict:
+def _row(t: _Tweet, source_uri: str, line: int) -> list:
     if (
         t.id is None
         or t.text is None
@@ -210,11 +214,11 @@ def _row(t: _Tweet, source_uri: str, line: int) -> dict:
         raise _NotPlain  # the general parser's "author_id: missing" reject
     username = author.username if author and author.username is not _ABSENT else None
     text = clean_text(t.text)
-    refs = {"reply_to_post_id": None, "quoted_post_id": None, "reposted_post_id": None}
+    refs = [None, None, None]  # reply_to_post_id, quoted_post_id, reposted_post_id
     for ref in t.referenced_tweets or ():
-        column = _REF_COLUMNS.get(ref.type)
-        if column:
-            refs[column] = ref.id
+        index = _REF_INDEX.get(ref.type)
+        if index is not None:
+            refs[index] = ref.id
     metrics = t.public_metrics
     if metrics is None:
         outside = (t.like_count, t.retweet_count, t.repost_count, t.reply_count, t.quote_count)
@@ -223,59 +227,61 @@ def _row(t: _Tweet, source_uri: str, line: int) -> dict:
         metrics = _NO_METRICS
     history = t.edit_history_tweet_ids
     later = _Later(t.entities, text)
-    return {
-        "post_id": t.id,
-        "created_at": created_at_ms(t.created_at),
-        "author_id": author_id,
-        "author_username": username,
-        "text": text,
-        "lang": t.lang,
-        "lang_source": SOURCE,  # as in parse.map_tweet
-        "conversation_id": t.conversation_id,
-        **refs,
-        "hashtags": later,
-        "mentions": later,
-        "cashtags": later,
-        "urls": later,
-        # Media items as decoded: as many as the row will have, which is what row_score counts.
-        "media": (t.attachments.media or []) if t.attachments is not None else [],
-        "like_count": metrics.like_count,
-        "repost_count": metrics.repost_count
-        if metrics.retweet_count is _ABSENT
-        else metrics.retweet_count,
-        "reply_count": metrics.reply_count,
-        "quote_count": metrics.quote_count,
-        "possibly_sensitive": t.possibly_sensitive,
-        "withheld_in_countries": None,
-        "geo": None,
-        "edit_history_ids": [t.id] if history is None or history is _ABSENT else history,
-        "text_hash": later,
-        "source_uri": source_uri,
-        "source_line": line,
-    }
+    # The posts schema's columns, in its order (tests/test_flat_tweet.py compares every row
+    # with the general parser's, column by column).
+    return [
+        t.id,  # post_id
+        created_at_ms(t.created_at),
+        author_id,
+        username,
+        text,
+        t.lang,
+        SOURCE,  # lang_source, as in parse.map_tweet
+        t.conversation_id,
+        *refs,  # reply_to_post_id, quoted_post_id, reposted_post_id
+        later,  # hashtags
+        later,  # mentions
+        later,  # cashtags
+        later,  # urls
+        # media: the items as decoded, as many as the row will have (what row_score counts)
+        (t.attachments.media or []) if t.attachments is not None else [],
+        metrics.like_count,
+        metrics.repost_count if metrics.retweet_count is _ABSENT else metrics.retweet_count,
+        metrics.reply_count,
+        metrics.quote_count,
+        t.possibly_sensitive,
+        None,  # withheld_in_countries
+        None,  # geo
+        [t.id] if history is None or history is _ABSENT else history,  # edit_history_ids
+        later,  # text_hash
+        source_uri,
+        line,  # source_line
+    ]
 
 
-def finish_row(row: dict) -> None:
+def finish_row(row: list) -> None:
     """Make the entity lists, media and text hash of a row of ``flat_tweet_rows`` that is kept.
     The hash is of the text the row was made with, unless it was set since (scrub_pii sets it
     when it changes the text)."""
-    later = row["hashtags"]
-    row.update(_entities(later.entities, later.text))
-    row["media"] = _media(row["media"])
-    if row["text_hash"] is later:
-        row["text_hash"] = dedup_hash(later.text)
+    later = row[_ENTITY_COLUMNS.start]
+    row[_ENTITY_COLUMNS] = _entities(later.entities, later.text)
+    row[_MEDIA] = _media(row[_MEDIA])
+    if row[_TEXT_HASH] is later:
+        row[_TEXT_HASH] = dedup_hash(later.text)
 
 
-def _entities(ents: _Entities | None, text: str) -> dict:
+def _entities(ents: _Entities | None, text: str) -> list[list[str]]:
+    """hashtags, mentions, cashtags and urls."""
     if ents is None:
-        return entity_columns(text)
+        found = extract_entities(text)
+        return [found.hashtags, found.mentions, found.cashtags, found.urls]
     urls = (u.expanded_url or u.url for u in ents.urls or () if u.media_key is _ABSENT)
-    return {
-        "hashtags": [e.tag for e in ents.hashtags or () if e.tag is not None],
-        "mentions": [e.username for e in ents.mentions or () if e.username is not None],
-        "cashtags": [e.tag for e in ents.cashtags or () if e.tag is not None],
-        "urls": [u for u in urls if u is not None],
-    }
+    return [
+        [e.tag for e in ents.hashtags or () if e.tag is not None],
+        [e.username for e in ents.mentions or () if e.username is not None],
+        [e.tag for e in ents.cashtags or () if e.tag is not None],
+        [u for u in urls if u is not None],
+    ]
 
 
 def _media(items: list[_Media]) -> list[dict]:

@@ -31,6 +31,8 @@ from transforms.posts.errors import RecordError
 from transforms.posts.flat_tweet import finish_row, flat_tweet_rows
 from transforms.posts.lang_id import DETECTED, SOURCE, detect_lang
 from transforms.posts.repeats import SeenPosts
+from transforms.posts.resolve import row_score
+from transforms.posts.rows import COLUMN, row_dict, row_values
 from transforms.posts.text import clean_text, dedup_hash, entity_columns, scrub_pii
 from transforms.posts.timestamps import created_at_ms
 
@@ -54,6 +56,14 @@ _REF_COLUMNS = {
     "quoted": "quoted_post_id",
     "retweeted": "reposted_post_id",
 }
+# What _add reads and sets of a row (a list of values in schema order).
+_POST_ID = COLUMN["post_id"]
+_TEXT = COLUMN["text"]
+_LANG = COLUMN["lang"]
+_LANG_SOURCE = COLUMN["lang_source"]
+_REPOSTED = COLUMN["reposted_post_id"]
+_HISTORY = COLUMN["edit_history_ids"]
+_TEXT_HASH = COLUMN["text_hash"]
 
 
 @dataclass(frozen=True)
@@ -77,18 +87,25 @@ class ParseOptions:
 class Chunk:
     """What a run of lines parsed into. ``counts`` is a tally (see ``transforms.tally``).
 
-    With ``seen`` (shared by the chunks of one source), repeats of a post that resolving would
-    drop are counted ``deduplicated:post_id`` instead of kept (see ``transforms.posts.repeats``).
-    ``deletes`` are the post ids of ``delete`` events, ``events`` every other compliance event.
+    ``posts`` are the rows kept, each the list of its values in the posts schema's column order
+    (``transforms.posts.rows``); ``rows`` shows them as dicts. With ``seen`` (shared by the
+    chunks of one source), repeats of a post that resolving would drop are counted
+    ``deduplicated:post_id`` instead of kept (see ``transforms.posts.repeats``). ``deletes`` are
+    the post ids of ``delete`` events, ``events`` every other compliance event.
     """
 
     source_uri: str
-    rows: list[dict] = field(default_factory=list)
+    posts: list[list] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     rejects: list[dict] = field(default_factory=list)
     counts: Counter = field(default_factory=Counter)
     seen: SeenPosts | None = None
+
+    @property
+    def rows(self) -> list[dict]:
+        """The rows kept, as dicts of their columns (made anew on every call)."""
+        return [row_dict(values) for values in self.posts]
 
     def skip(self, reason: str, n: int = 1) -> None:
         self.counts["records_in"] += n
@@ -264,7 +281,8 @@ def _page(
                 chunk.reject(at, "wrong_type", f"{where}[{i}]: expected an object", b"")
                 continue
             try:
-                _add(chunk, map_tweet(tweet, users, media, chunk.source_uri, number), options)
+                row = map_tweet(tweet, users, media, chunk.source_uri, number)
+                _add(chunk, row_values(row), options)
             except RecordError as exc:
                 at = f"line {number} {where}[{i}]"
                 chunk.reject(at, exc.reason, str(exc), _payload(tweet, data))
@@ -273,12 +291,12 @@ def _page(
 def _tweet_and_refs(obj: dict, number: int, data: bytes, chunk: Chunk, options) -> None:
     refs = _list(obj.get("referenced_tweets"), "referenced_tweets")
     _check_posts(1 + len(refs), "a post and its referenced_tweets")
-    _add(chunk, map_tweet(obj, {}, {}, chunk.source_uri, number), options)
+    _add(chunk, row_values(map_tweet(obj, {}, {}, chunk.source_uri, number)), options)
     # twarc2 inlines referenced tweets, each a post of its own.
     for i, ref in enumerate(refs):
         if isinstance(ref, dict) and "text" in ref:
             try:
-                _add(chunk, map_tweet(ref, {}, {}, chunk.source_uri, number), options)
+                _add(chunk, row_values(map_tweet(ref, {}, {}, chunk.source_uri, number)), options)
             except RecordError as exc:
                 at = f"line {number} referenced_tweets[{i}]"
                 chunk.reject(at, exc.reason, str(exc), _payload(ref, data))
@@ -300,31 +318,33 @@ def _payload(tweet: dict, data: bytes) -> bytes:
         return data
 
 
-def _add(chunk: Chunk, row: dict, options: ParseOptions) -> bool:
-    """Count ``row`` in, and keep it unless an option or the repeats table drops it (counted);
-    True if kept."""
+def _add(chunk: Chunk, row: list, options: ParseOptions) -> bool:
+    """Count ``row`` (its values in schema order) in, and keep it unless an option or the
+    repeats table drops it (counted); True if kept."""
     chunk.counts["records_in"] += 1
     if options.scrub_pii:
-        row["text"], replaced = scrub_pii(row["text"])
+        row[_TEXT], replaced = scrub_pii(row[_TEXT])
         if replaced:
             chunk.counts["info:pii_scrubbed_posts"] += 1
             chunk.counts["info:pii_replaced"] += replaced
-            row["text_hash"] = dedup_hash(row["text"])
-    if row["lang"] is None:
+            row[_TEXT_HASH] = dedup_hash(row[_TEXT])
+    if row[_LANG] is None:
         # Before the filters, so --langs sees the detected language. Rare in X data: posts
         # without a lang come from plain exports and hand-made files.
-        row["lang"] = detect_lang(row["text"])
-        row["lang_source"] = DETECTED
-    if options.langs and row["lang"] not in options.langs:
+        row[_LANG] = detect_lang(row[_TEXT])
+        row[_LANG_SOURCE] = DETECTED
+    if options.langs and row[_LANG] not in options.langs:
         chunk.counts["skipped:filter_lang"] += 1
-    elif len(row["text"]) < options.min_chars:
+    elif len(row[_TEXT]) < options.min_chars:
         chunk.counts["skipped:filter_min_chars"] += 1
-    elif options.drop_reposts and row["reposted_post_id"] is not None:
+    elif options.drop_reposts and row[_REPOSTED] is not None:
         chunk.counts["skipped:filter_repost"] += 1
-    elif chunk.seen is not None and chunk.seen.is_repeat(row):
+    elif chunk.seen is not None and chunk.seen.is_repeat(
+        (row[_POST_ID], *row[_HISTORY]), row_score(row)
+    ):
         chunk.counts["deduplicated:post_id"] += 1
     else:
-        chunk.rows.append(row)
+        chunk.posts.append(row)
         return True
     return False
 

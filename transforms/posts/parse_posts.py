@@ -18,7 +18,7 @@ from transforms.posts.decompress import MAX_EXPANSION, DecompressedTooLarge, ope
 from transforms.posts.lines import read_lines
 from transforms.posts.parse import Chunk, ParseOptions, parse_line, parse_user_compliance_line
 from transforms.posts.repeats import SeenPosts
-from transforms.posts.rows import rows_to_table
+from transforms.posts.rows import values_to_table
 from transforms.progress import ProgressTarget, Reporter
 
 __all__ = ["USER_IDS", "ParsePosts", "ParsedChunk", "parse_source"]
@@ -44,7 +44,7 @@ class ParsedChunk:
 
 def _finish(chunk: Chunk) -> ParsedChunk:
     return ParsedChunk(
-        rows_to_table(chunk.rows), chunk.deletes, chunk.rejects, dict(chunk.counts), chunk.events
+        values_to_table(chunk.posts), chunk.deletes, chunk.rejects, dict(chunk.counts), chunk.events
     )
 
 

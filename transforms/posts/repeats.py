@@ -10,8 +10,6 @@ shuffled and resolved for nothing. The datasets written are the same either way.
 
 from __future__ import annotations
 
-from transforms.posts.resolve import row_score
-
 __all__ = ["SeenPosts"]
 
 
@@ -26,11 +24,10 @@ class SeenPosts:
         self._limit = limit
         self._best: dict[tuple[str, ...], int] = {}
 
-    def is_repeat(self, row: dict) -> bool:
-        """True if an earlier row of this source makes ``row`` one resolving would drop;
-        otherwise remember ``row`` as kept and return False."""
-        key = (row["post_id"], *row["edit_history_ids"])
-        score = row_score(row)
+    def is_repeat(self, key: tuple[str, ...], score: int) -> bool:
+        """True if an earlier row of this source makes a row of ``key`` (its post id and edit
+        history) and ``score`` (``resolve.row_score``) one resolving would drop; otherwise
+        remember that row as kept and return False."""
         best = self._best.get(key)
         if best is not None and best >= score:
             return True

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms.posts.lang_id import DETECTED
-from transforms.posts.rows import edit_root_array
+from transforms.posts.rows import COLUMN, edit_root_array
 
 __all__ = [
     "COMMITTED_KEY_COLUMNS",
@@ -69,11 +69,16 @@ def resolution_keys(posts: pa.Table) -> pa.Table:
     return keys.append_column("score", score)
 
 
-def row_score(row: dict) -> int:
-    """``score`` (see ``resolution_keys``) of one row as ``parse.map_tweet`` makes it: its
-    non-null columns plus its media items, less one for a detected ``lang``."""
-    score = len(row) - [*row.values()].count(None) + len(row["media"] or ())
-    return score - 1 if row["lang_source"] == DETECTED else score
+_MEDIA = COLUMN["media"]
+_LANG_SOURCE = COLUMN["lang_source"]
+
+
+def row_score(row: list) -> int:
+    """``score`` (see ``resolution_keys``) of one row as parsing keeps it (its values in schema
+    order, ``rows.row_values``): its non-null columns plus its media items, less one for a
+    detected ``lang``."""
+    score = len(row) - row.count(None) + len(row[_MEDIA] or ())
+    return score - 1 if row[_LANG_SOURCE] == DETECTED else score
 
 
 def resolve_bucket(

@@ -1,4 +1,8 @@
-"""Posts rows (dicts) to Arrow, and splitting tables into hash buckets."""
+"""Posts rows to Arrow, and splitting tables into hash buckets.
+
+A row is what ``parse.map_tweet`` makes, a dict of the posts schema's columns, or, as parsing
+keeps it (``parse.Chunk``), the list of those values in the schema's column order: a third of a
+dict's memory, and a table of such lists needs no lookup by name to become columns."""
 
 from __future__ import annotations
 
@@ -12,22 +16,49 @@ import pyarrow.compute as pc
 
 from schemas import POSTS
 
-__all__ = ["bucket_of", "edit_root_array", "edit_roots", "rows_to_table", "split_buckets"]
+__all__ = [
+    "COLUMN",
+    "bucket_of",
+    "edit_root_array",
+    "edit_roots",
+    "row_dict",
+    "row_values",
+    "rows_to_table",
+    "split_buckets",
+    "values_to_table",
+]
 
 
 _NAMES = POSTS.schema.names
 _ROW_VALUES = operator.itemgetter(*_NAMES)
+# Where each column's value is in a row's list of values.
+COLUMN = {name: i for i, name in enumerate(_NAMES)}
+
+
+def row_values(row: dict) -> list:
+    """A row (a dict of every column) as the list of its values in schema order."""
+    return list(_ROW_VALUES(row))
+
+
+def row_dict(values: list) -> dict:
+    """A row's list of values as a dict of its columns (the inverse of ``row_values``)."""
+    return dict(zip(_NAMES, values, strict=True))
+
+
+def values_to_table(rows: list[list]) -> pa.Table:
+    """Rows as lists of values in schema order -> a table of exactly the posts schema."""
+    # Column lists convert several times faster than a list of rows.
+    columns = zip(*rows, strict=True) if rows else [[]] * len(_NAMES)
+    return pa.Table.from_arrays(
+        [pa.array(c, f.type) for c, f in zip(columns, POSTS.schema, strict=True)],
+        schema=POSTS.schema,
+    )
 
 
 def rows_to_table(rows: list[dict]) -> pa.Table:
     """Rows from ``parse.map_tweet`` -> a table of exactly the posts schema."""
     try:
-        # Column lists convert several times faster than a list of dicts.
-        columns = zip(*map(_ROW_VALUES, rows), strict=True) if rows else [[]] * len(_NAMES)
-        return pa.Table.from_arrays(
-            [pa.array(c, f.type) for c, f in zip(columns, POSTS.schema, strict=True)],
-            schema=POSTS.schema,
-        )
+        return values_to_table(list(map(_ROW_VALUES, rows)))
     except KeyError:  # a row without some column: that column is null there
         return pa.Table.from_pylist(rows, schema=POSTS.schema)
 
