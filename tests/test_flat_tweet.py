@@ -180,6 +180,9 @@ _utf8ish = st.lists(
 def test_arrow_checks_utf8_as_strictly_as_python(data):
     """Overlong forms, surrogates (CESU-8), cut sequences, stray continuation bytes."""
     assert valid_utf8(data) == _decodes(data)
+    # A view into a block, as read_lines checks it: only the viewed bytes count.
+    view = memoryview(b"\xff" + data + b"\xe2")[1:-1]
+    assert valid_utf8(view) == _decodes(data)
 
 
 @_FAST
