@@ -90,5 +90,5 @@ def test_row_score_is_the_score_resolving_uses(corpus):
         parse_line(line, number, chunk, ParseOptions())
     assert chunk.rows
     scores = resolution_keys(rows_to_table(chunk.rows)).column("score").to_pylist()
-    assert [row_score(r) for r in chunk.posts] == scores
+    assert [row_score([*r.values()]) for r in chunk.rows] == scores
     assert len(set(scores)) > 1  # the corpus has rows that say more than others

@@ -32,7 +32,7 @@ from transforms.posts.flat_tweet import finish_row, flat_tweet_rows
 from transforms.posts.lang_id import DETECTED, SOURCE, detect_lang
 from transforms.posts.repeats import SeenPosts
 from transforms.posts.resolve import row_score
-from transforms.posts.rows import COLUMN, row_dict, row_values
+from transforms.posts.rows import COLUMN, row_dicts, row_values
 from transforms.posts.text import clean_text, dedup_hash, entity_columns, scrub_pii
 from transforms.posts.timestamps import created_at_ms
 
@@ -87,15 +87,15 @@ class ParseOptions:
 class Chunk:
     """What a run of lines parsed into. ``counts`` is a tally (see ``transforms.tally``).
 
-    ``posts`` are the rows kept, each the list of its values in the posts schema's column order
-    (``transforms.posts.rows``); ``rows`` shows them as dicts. With ``seen`` (shared by the
+    ``values`` are the values of the rows kept, row after row, each in the posts schema's column
+    order (``transforms.posts.rows``); ``rows`` shows them as dicts. With ``seen`` (shared by the
     chunks of one source), repeats of a post that resolving would drop are counted
     ``deduplicated:post_id`` instead of kept (see ``transforms.posts.repeats``). ``deletes`` are
     the post ids of ``delete`` events, ``events`` every other compliance event.
     """
 
     source_uri: str
-    posts: list[list] = field(default_factory=list)
+    values: list = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     rejects: list[dict] = field(default_factory=list)
@@ -105,7 +105,7 @@ class Chunk:
     @property
     def rows(self) -> list[dict]:
         """The rows kept, as dicts of their columns (made anew on every call)."""
-        return [row_dict(values) for values in self.posts]
+        return row_dicts(self.values)
 
     def skip(self, reason: str, n: int = 1) -> None:
         self.counts["records_in"] += n
@@ -136,8 +136,9 @@ def parse_line(
         parse_line_general(data, number, chunk, options)
     else:
         for row in rows:
-            if _add(chunk, row, options):
+            if _admit(chunk, row, options):
                 finish_row(row)
+                chunk.values += row
 
 
 def parse_line_general(data: bytes, number: int, chunk: Chunk, options: ParseOptions) -> None:
@@ -281,8 +282,7 @@ def _page(
                 chunk.reject(at, "wrong_type", f"{where}[{i}]: expected an object", b"")
                 continue
             try:
-                row = map_tweet(tweet, users, media, chunk.source_uri, number)
-                _add(chunk, row_values(row), options)
+                _add(chunk, map_tweet(tweet, users, media, chunk.source_uri, number), options)
             except RecordError as exc:
                 at = f"line {number} {where}[{i}]"
                 chunk.reject(at, exc.reason, str(exc), _payload(tweet, data))
@@ -291,12 +291,12 @@ def _page(
 def _tweet_and_refs(obj: dict, number: int, data: bytes, chunk: Chunk, options) -> None:
     refs = _list(obj.get("referenced_tweets"), "referenced_tweets")
     _check_posts(1 + len(refs), "a post and its referenced_tweets")
-    _add(chunk, row_values(map_tweet(obj, {}, {}, chunk.source_uri, number)), options)
+    _add(chunk, map_tweet(obj, {}, {}, chunk.source_uri, number), options)
     # twarc2 inlines referenced tweets, each a post of its own.
     for i, ref in enumerate(refs):
         if isinstance(ref, dict) and "text" in ref:
             try:
-                _add(chunk, row_values(map_tweet(ref, {}, {}, chunk.source_uri, number)), options)
+                _add(chunk, map_tweet(ref, {}, {}, chunk.source_uri, number), options)
             except RecordError as exc:
                 at = f"line {number} referenced_tweets[{i}]"
                 chunk.reject(at, exc.reason, str(exc), _payload(ref, data))
@@ -318,9 +318,16 @@ def _payload(tweet: dict, data: bytes) -> bytes:
         return data
 
 
-def _add(chunk: Chunk, row: list, options: ParseOptions) -> bool:
-    """Count ``row`` (its values in schema order) in, and keep it unless an option or the
-    repeats table drops it (counted); True if kept."""
+def _add(chunk: Chunk, row: dict, options: ParseOptions) -> None:
+    """Count ``row`` in, and keep it unless an option or the repeats table drops it (counted)."""
+    values = row_values(row)
+    if _admit(chunk, values, options):
+        chunk.values += values
+
+
+def _admit(chunk: Chunk, row: list, options: ParseOptions) -> bool:
+    """Count ``row`` (its values in schema order) in; True if it is to be kept, False if an
+    option or the repeats table drops it (counted). The caller keeps it."""
     chunk.counts["records_in"] += 1
     if options.scrub_pii:
         row[_TEXT], replaced = scrub_pii(row[_TEXT])
@@ -344,7 +351,6 @@ def _add(chunk: Chunk, row: list, options: ParseOptions) -> bool:
     ):
         chunk.counts["deduplicated:post_id"] += 1
     else:
-        chunk.posts.append(row)
         return True
     return False
 

@@ -44,7 +44,11 @@ class ParsedChunk:
 
 def _finish(chunk: Chunk) -> ParsedChunk:
     return ParsedChunk(
-        values_to_table(chunk.posts), chunk.deletes, chunk.rejects, dict(chunk.counts), chunk.events
+        values_to_table(chunk.values),
+        chunk.deletes,
+        chunk.rejects,
+        dict(chunk.counts),
+        chunk.events,
     )
 
 

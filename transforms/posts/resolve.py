@@ -74,9 +74,9 @@ _LANG_SOURCE = COLUMN["lang_source"]
 
 
 def row_score(row: list) -> int:
-    """``score`` (see ``resolution_keys``) of one row as parsing keeps it (its values in schema
-    order, ``rows.row_values``): its non-null columns plus its media items, less one for a
-    detected ``lang``."""
+    """``score`` (see ``resolution_keys``) of one row, its values in schema order as parsing
+    handles them (``rows.row_values``): its non-null columns plus its media items, less one for
+    a detected ``lang``."""
     score = len(row) - row.count(None) + len(row[_MEDIA] or ())
     return score - 1 if row[_LANG_SOURCE] == DETECTED else score
 

@@ -1,8 +1,9 @@
 """Posts rows to Arrow, and splitting tables into hash buckets.
 
 A row is what ``parse.map_tweet`` makes, a dict of the posts schema's columns, or, as parsing
-keeps it (``parse.Chunk``), the list of those values in the schema's column order: a third of a
-dict's memory, and a table of such lists needs no lookup by name to become columns."""
+handles it, the list of those values in the schema's column order. ``parse.Chunk`` keeps the
+values of its rows in one list, row after row: a fraction of the memory of a dict per row, and
+each column is one slice of it (``values_to_table``), with no lookup by name."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ __all__ = [
     "bucket_of",
     "edit_root_array",
     "edit_roots",
-    "row_dict",
+    "row_dicts",
     "row_values",
     "rows_to_table",
     "split_buckets",
@@ -40,17 +41,23 @@ def row_values(row: dict) -> list:
     return list(_ROW_VALUES(row))
 
 
-def row_dict(values: list) -> dict:
-    """A row's list of values as a dict of its columns (the inverse of ``row_values``)."""
-    return dict(zip(_NAMES, values, strict=True))
+def row_dicts(values: list) -> list[dict]:
+    """The rows whose values ``values`` holds, row after row (as ``values_to_table`` takes
+    them), as dicts of their columns."""
+    n = len(_NAMES)
+    return [dict(zip(_NAMES, values[i : i + n], strict=True)) for i in range(0, len(values), n)]
 
 
-def values_to_table(rows: list[list]) -> pa.Table:
-    """Rows as lists of values in schema order -> a table of exactly the posts schema."""
-    # Column lists convert several times faster than a list of rows.
-    columns = zip(*rows, strict=True) if rows else [[]] * len(_NAMES)
+def values_to_table(values: list) -> pa.Table:
+    """The values of rows, row after row, each in schema order -> a table of exactly the posts
+    schema."""
+    n = len(_NAMES)
+    if len(values) % n:
+        raise ValueError(f"{len(values)} values are no whole number of rows of {n} columns")
+    # A column is every n-th value: one slice, reading the list in order. (Column lists convert
+    # several times faster than a list of rows.)
     return pa.Table.from_arrays(
-        [pa.array(c, f.type) for c, f in zip(columns, POSTS.schema, strict=True)],
+        [pa.array(values[i::n], f.type) for i, f in enumerate(POSTS.schema)],
         schema=POSTS.schema,
     )
 
@@ -58,7 +65,7 @@ def values_to_table(rows: list[list]) -> pa.Table:
 def rows_to_table(rows: list[dict]) -> pa.Table:
     """Rows from ``parse.map_tweet`` -> a table of exactly the posts schema."""
     try:
-        return values_to_table(list(map(_ROW_VALUES, rows)))
+        return values_to_table([v for row in rows for v in _ROW_VALUES(row)])
     except KeyError:  # a row without some column: that column is null there
         return pa.Table.from_pylist(rows, schema=POSTS.schema)
 
