@@ -124,11 +124,13 @@ def parse_source(
                 parse_line(line.data, line.number, chunk, options, utf8=line.utf8)
             if chunk.counts["records_in"] >= chunk_records or size >= chunk_bytes:
                 finished = _finish(chunk)
+                # The next chunk before the collector resumes: this one's rows are freed now
+                # instead of being traversed by every collection while the caller works.
+                chunk = Chunk(uri, seen=seen)
+                size = 0
                 collector.resume()
                 yield finished
                 collector.pause()
-                chunk = Chunk(uri, seen=seen)
-                size = 0
     except DecompressedTooLarge as exc:
         message = f"{uri}: {exc}; the rest of the file is not read"
         chunk.reject(f"line {number + 1}", exc.reason, message, b"")
