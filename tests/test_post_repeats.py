@@ -92,3 +92,14 @@ def test_row_score_is_the_score_resolving_uses(corpus):
     scores = resolution_keys(rows_to_table(chunk.rows)).column("score").to_pylist()
     assert [row_score([*r.values()]) for r in chunk.rows] == scores
     assert len(set(scores)) > 1  # the corpus has rows that say more than others
+
+
+def test_a_bad_timestamp_costs_every_line_that_repeats_it():
+    """created_at_ms caches the values it parsed, not the ones it rejected."""
+    chunk = Chunk(URI)
+    for number in (1, 2):
+        parse_line(post(created_at="2026-13-45T99:00:00Z"), number, chunk, ParseOptions())
+    assert [(r["locator"], r["reason"]) for r in chunk.rejects] == [
+        ("line 1", "bad_timestamp"),
+        ("line 2", "bad_timestamp"),
+    ]
