@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+import regex
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from transforms.posts import (
     ParseOptions,
@@ -16,6 +19,7 @@ from transforms.posts import (
 )
 from transforms.posts.lines import open_decompressed, read_lines
 from transforms.posts.parse import Chunk
+from transforms.posts.text import dedup_form
 
 
 def test_clean_text_unescapes_normalizes_and_drops_controls():
@@ -53,6 +57,28 @@ def test_dedup_hash_ignores_repost_prefix_links_case_and_spacing():
     assert dedup_hash("RT @spam_bot: crypto  giveaway!!! send 1 $ETH https://t.co/abc") == base
     assert dedup_hash("Crypto giveaway!!! Send 2 $ETH") != base
     assert dedup_hash("https://t.co/only-a-link") == 0
+
+
+# Pieces of texts around links: schemes in any case (and the long s that matches "s" without
+# case), "://" with and without a scheme, what ends a link, and what a link may run over.
+_LINK_PIECES = ["http", "https", "HTTP", "hTtPs", "htt", "\u017f", "s", "://", ":/", "/", "t.co/x"]
+_LINK_PIECES += [" ", "  ", "\t", "\u3000", "\u2028", "<", ">", '"', "'", "a", "日本", "\u0130"]
+_LINK_PIECES += ["RT @a: ", "RT @"]
+
+
+def _dedup_form_by_the_rule(text: str) -> str:
+    """dedup_form as its docstring states it, with every substitution run on every text."""
+    core = regex.sub(r"^RT @\w{1,15}: ", "", text)
+    core = regex.sub(r"https?://[^\s<>\"'\u3000]+", "", core, flags=regex.IGNORECASE)
+    return regex.sub(r"\s+", " ", core).strip().casefold()
+
+
+@given(st.lists(st.sampled_from(_LINK_PIECES), max_size=12).map("".join))
+@settings(max_examples=3000, deadline=None)
+def test_dedup_form_shortcuts_keep_to_the_rule(text):
+    """dedup_form runs a substitution only where it can match: the same forms all the same."""
+    for tail in ("", "https://t.co/abc", " http://x.y/z", "://"):
+        assert dedup_form(text + tail) == _dedup_form_by_the_rule(text + tail)
 
 
 def _parse(*lines: bytes, options: ParseOptions | None = None) -> Chunk:
