@@ -171,8 +171,8 @@ def flat_tweet_rows(
 ) -> list[list] | None:
     """The posts rows of a line holding one tweet object (and its inlined referenced tweets),
     each the list of its values in schema order (``transforms.posts.rows``), as the general
-    parser makes them once ``finish_row`` has made their entity lists, media and
-    text hash; None when the line is anything else or anything in it is not plainly valid (the
+    parser makes them once ``finish_row`` has made their entity lists, media and text hash;
+    None when the line is anything else or anything in it is not plainly valid (the
     general parser then decides). ``utf8``: the caller has checked that ``data`` is valid UTF-8
     (``read_lines`` checks whole blocks at once, without the ``str`` per line that decoding makes:
     those, freed among the rows being kept, grew the heap by ~30 MB a file)."""
@@ -266,7 +266,7 @@ def finish_row(row: list) -> None:
     """Make the entity lists, media and text hash of a row of ``flat_tweet_rows`` that is kept.
     The hash is of the text the row was made with, unless it was set since (scrub_pii sets it
     when it changes the text)."""
-    later = row[_ENTITY_COLUMNS.start]
+    later = row[_ENTITY_COLUMNS.start]  # the _Later that stands in every column filled here
     row[_ENTITY_COLUMNS] = _entities(later.entities, later.text)
     row[_MEDIA] = _media(row[_MEDIA])
     if row[_TEXT_HASH] is later:
