@@ -1,13 +1,15 @@
-"""glibc malloc settings for a run's processes: the same peak memory whatever the input size.
+"""glibc malloc settings for a run's processes: a peak memory that grows less with the input.
 
 A run's processes (the driver, which is also Beam's runner, and the worker processes it starts)
 are many-threaded (gRPC) and free much of what they allocate (parsed lines, data-plane
 messages). With glibc's defaults, each thread that allocates gets an arena of its own (up to
 8 per core) and the threshold above which a block is mapped on its own rises with the largest
-block freed, so freed memory stays in fragmented heaps: at 1 M lines the runner process held
-~70 MB more than at 200 k, the workers ~30 MB more each. Two arenas and a fixed 1 MiB mapping
-threshold (large blocks go back to the OS when freed) kept the peak of the whole run within
-10% of the 200 k-line run's (benchmarks/ingest_posts.py). Arrow's buffers do not use malloc.
+block freed (up to 32 MiB), so freed memory stays in fragmented heaps: at 1 M lines the runner
+process held ~70 MB more than at 200 k, the workers ~30 MB more each (peak of the whole run
++18%). Two arenas and a fixed 4 MiB mapping threshold (larger blocks go back to the OS when
+freed) brought that to +12.5% at the same speed (benchmarks/ingest_posts.py). A 1-2 MiB
+threshold gave +8-11% but cost ~4% of an ingest's wall time and ~8% of a ``--dedup-near`` one
+(page faults of re-mapped numpy arrays and read blocks). Arrow's buffers do not use malloc.
 
 Workers get the settings through the environment (glibc reads ``MALLOC_ARENA_MAX`` and
 ``MALLOC_MMAP_THRESHOLD_`` when a process starts); this process through ``mallopt``. Values a
@@ -25,7 +27,7 @@ __all__ = ["SETTINGS", "tune_malloc"]
 # (environment variable, mallopt parameter number, value)
 SETTINGS = (
     ("MALLOC_ARENA_MAX", -8, 2),  # M_ARENA_MAX
-    ("MALLOC_MMAP_THRESHOLD_", -3, 1 << 20),  # M_MMAP_THRESHOLD: fixed, so not dynamic
+    ("MALLOC_MMAP_THRESHOLD_", -3, 4 << 20),  # M_MMAP_THRESHOLD: fixed, so not dynamic
 )
 
 

@@ -23,14 +23,14 @@ def test_settings_reach_this_process_and_the_ones_it_starts(monkeypatch):
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # the user's choice wins
     assert tune_malloc() is True
     assert os.environ["MALLOC_ARENA_MAX"] == "4"
-    assert os.environ["MALLOC_MMAP_THRESHOLD_"] == str(1 << 20)
+    assert os.environ["MALLOC_MMAP_THRESHOLD_"] == str(4 << 20)
     child = subprocess.run(
         [sys.executable, "-c", "import os; print(os.environ['MALLOC_MMAP_THRESHOLD_'])"],
         capture_output=True,
         text=True,
         check=True,
     )
-    assert child.stdout.strip() == str(1 << 20)
+    assert child.stdout.strip() == str(4 << 20)
 
 
 @glibc
