@@ -494,3 +494,24 @@ def test_signatures_of_another_scheme_are_refused_before_the_run(tmp_path):
     with pytest.raises(UserError, match=r"minhash/.*scheme .*64 permutations.*new dataset"):
         runs.ingest([_post("2", "the bridge is closed again this morning!", 5)])
     assert runs.ids() == ["1"]  # nothing was committed
+
+
+def test_candidate_pairs_are_the_pairs_of_each_band_key_with_a_new_post():
+    def band(rows):  # (key, post, new)
+        cols = list(zip(*rows, strict=True)) if rows else [[], [], []]
+        return pa.table(
+            [pa.array(cols[0], pa.uint64()), pa.array(cols[1], pa.uint64()), pa.array(cols[2])],
+            names=["key", "post", "new"],
+        )
+
+    def pairs(*parts):
+        out = candidate_pairs(list(parts))
+        return set(zip(out.column("a").to_pylist(), out.column("b").to_pylist(), strict=True))
+
+    assert pairs(band([])) == set()
+    alone = band([(1000 + k, 500 + k, True) for k in range(50)])  # each key one post's only
+    assert pairs(alone) == set()
+    small = band([(7, 3, True), (7, 1, False), (7, 2, False), (8, 4, False), (8, 5, False)])
+    assert pairs(small, alone) == {(1, 3), (2, 3)}  # committed posts are not paired again
+    big = band([(9, p, True) for p in range(100, 140)])  # more than 32: each with the first
+    assert pairs(big) == {(100, p) for p in range(101, 140)}

@@ -316,6 +316,8 @@ def candidate_pairs(tables: Sequence[pa.Table]) -> pa.Table:
     if not tables:
         return _PAIR_SCHEMA.empty_table()
     rows = pa.concat_tables(tables)
+    if rows.num_rows == 0:
+        return _PAIR_SCHEMA.empty_table()
     keys = rows.column("key").to_numpy()
     posts = rows.column("post").to_numpy()
     new = rows.column("new").to_numpy(zero_copy_only=False)
@@ -329,20 +331,22 @@ def candidate_pairs(tables: Sequence[pa.Table]) -> pa.Table:
     # Vectorized over all groups at once: in a group of up to _ALL_PAIRS posts, each post
     # with each later one (offsets 1.._ALL_PAIRS-1 in the sorted rows); in a larger one, each
     # post with the group's first.
-    starts = np.concatenate(([True], keys[1:] != keys[:-1]))
-    group = np.cumsum(starts) - 1
-    first = np.flatnonzero(starts)
-    size = np.diff(np.append(first, len(keys)))[group]
+    starts, group, first, size = _groups(keys)
     fresh = np.bincount(group, weights=new.astype(np.int64))[group] > 0
+    # Most band keys are one post's alone: only groups of several posts, one of them new, can
+    # give pairs, and the loop below passes over their rows only (a tenth of them at 1 M lines).
+    several = (size > 1) & fresh
+    keys, posts, new = keys[several], posts[several], new[several]
+    starts, group, first, size = _groups(keys)
     a_out, b_out = [], []
-    small = (size <= _ALL_PAIRS) & (size > 1) & fresh
-    for d in range(1, min(_ALL_PAIRS, len(keys))):
+    small = size <= _ALL_PAIRS
+    for d in range(1, min(_ALL_PAIRS, int(size[small].max(initial=1)))):
         i = np.flatnonzero(small[:-d] & (group[:-d] == group[d:]))
         j = i + d
         keep = new[i] | new[j]
         a_out.append(posts[i[keep]])
         b_out.append(posts[j[keep]])
-    big = (size > _ALL_PAIRS) & fresh & ~starts
+    big = (size > _ALL_PAIRS) & ~starts
     j = np.flatnonzero(big)
     i = first[group[j]]
     keep = new[i] | new[j]
@@ -353,6 +357,19 @@ def candidate_pairs(tables: Sequence[pa.Table]) -> pa.Table:
         return _PAIR_SCHEMA.empty_table()
     a, b = _unique_pairs(np.minimum(a_all, b_all), np.maximum(a_all, b_all))
     return pa.table([pa.array(a), pa.array(b)], schema=_PAIR_SCHEMA)
+
+
+def _groups(keys: np.ndarray) -> tuple[np.ndarray, ...]:
+    """For sorted ``keys``: (where each run of equal keys starts, each row's run number, each
+    run's first row, each row's run length)."""
+    if not len(keys):
+        none = np.zeros(0, np.int64)
+        return np.zeros(0, bool), none, none, none
+    starts = np.concatenate(([True], keys[1:] != keys[:-1]))
+    group = np.cumsum(starts) - 1
+    first = np.flatnonzero(starts)
+    size = np.diff(np.append(first, len(keys)))[group]
+    return starts, group, first, size
 
 
 def _unique_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
