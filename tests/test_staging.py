@@ -3,6 +3,8 @@ batch is read once."""
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pyarrow as pa
 
@@ -46,3 +48,29 @@ def test_uncompressed_batches_read_the_same(tmp_path):
     # random hashes: LZ4 only adds its frames
     sizes = {n: (tmp_path / f"_staging/r/{n}.arrow").stat().st_size for n in ("lz4", "plain")}
     assert sizes["plain"] <= sizes["lz4"]
+
+
+def test_a_pickled_reference_names_the_same_rows_in_a_fraction_of_the_bytes():
+    rng = np.random.default_rng(1)
+    dense = np.sort(rng.choice(10_000, 8_000, replace=False))
+    cases = [
+        dense,  # most rows of a batch: the bitmap
+        np.sort(rng.choice(10_000, 400, replace=False)),  # sparse: 2 bytes a row
+        np.array([5, 90_000]),  # far apart: 4 bytes a row
+        np.array([3, 1, 2]),  # not ascending: 1 byte a row
+        np.array([2, 2, 5]),  # repeated
+        np.array([-1, 4]),  # not a row number: as it is
+        np.array([0]),
+        np.array([], np.int64),
+        None,
+    ]
+    for rows in cases:
+        ref = StagedRows("_staging/r/a.arrow", 3, rows, "2026-12-02")
+        back = pickle.loads(pickle.dumps(ref))
+        assert (back.path, back.batch, back.dt) == (ref.path, ref.batch, ref.dt)
+        if rows is None:
+            assert back.rows is None
+        else:
+            assert back.rows.tolist() == rows.tolist() and back.rows.dtype == np.int64
+    plain = len(pickle.dumps(dense))
+    assert len(pickle.dumps(StagedRows("p", 0, dense))) < plain / 40
