@@ -193,13 +193,17 @@ def test_a_source_that_blocks_is_named_by_the_stall_warning(tmp_path):
     ]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        # Opening a FIFO blocks its reader until a writer comes: the run is stuck on it.
-        seen = []
+        # Opening a FIFO blocks its reader until a writer comes: the run is stuck on it. The
+        # warning repeats every second; on a loaded machine the first ones can come before a
+        # worker has started (they say so), so the test waits for one naming a source.
+        warnings = []
         for line in proc.stderr:
-            seen.append(json.loads(line))
-            if "warning" in seen[-1]:
-                break
-        warning = seen[-1]
+            update = json.loads(line)
+            if "warning" in update:
+                warnings.append(update)
+                if update["source"] is not None or len(warnings) == 30:
+                    break
+        warning = warnings[-1]
         assert warning["stage"] == "ingest posts: read" and warning["source"] == str(fifo)
         assert warning["warning"].startswith("no progress for ")
         assert f"last source in flight: {fifo}" in warning["warning"]
