@@ -24,6 +24,7 @@ def test_settings_reach_this_process_and_the_ones_it_starts(monkeypatch):
     assert tune_malloc() is True
     assert os.environ["MALLOC_ARENA_MAX"] == "4"
     assert os.environ["MALLOC_MMAP_THRESHOLD_"] == str(4 << 20)
+    assert os.environ["MALLOC_TRIM_THRESHOLD_"] == str(8 << 20)
     child = subprocess.run(
         [sys.executable, "-c", "import os; print(os.environ['MALLOC_MMAP_THRESHOLD_'])"],
         capture_output=True,
