@@ -14,11 +14,13 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from tablegen import read_version
+from tablegen import posts_table, read_version
 from test_compliance_events import post_event
 
 from catalog import Dataset
 from catalog.gc import collect_garbage
+from catalog.staging import read_staged
+from catalog.storage import open_url
 from pipelines.ingest_posts import IngestPostsConfig, run
 from runners.options import beam_options
 from schemas import MINHASH_SCHEMA, NEAR_DUPLICATES_SCHEMA
@@ -44,7 +46,9 @@ from transforms.posts.near_dup import (
     signature_matrix,
     split_copies,
 )
-from transforms.posts.text import dedup_form
+from transforms.posts.parse_posts import ParsedChunk
+from transforms.posts.stage_posts import read_signatures, stage_chunk
+from transforms.posts.text import dedup_form, dedup_hash
 
 BIN = Path(sys.executable).parent / "shardsmith"
 
@@ -515,3 +519,27 @@ def test_candidate_pairs_are_the_pairs_of_each_band_key_with_a_new_post():
     assert pairs(small, alone) == {(1, 3), (2, 3)}  # committed posts are not paired again
     big = band([(9, p, True) for p in range(100, 140)])  # more than 32: each with the first
     assert pairs(big) == {(100, p) for p in range(101, 140)}
+
+
+@pytest.mark.parametrize("url", ["local", "memory://stage-sigs"])
+def test_staged_signatures_are_found_by_the_keys_in_any_order(tmp_path, url):
+    """Signatures are staged apart from the resolution keys: whichever keys survive, in
+    whatever order, each finds its own post's signature (on local disk, read mapped)."""
+    posts = posts_table(60)  # several days: several staged batches of rows
+    texts = [f"post {i % 7} says {'hello ' * (i % 5)}world" for i in range(60)]
+    for name, values in (("text", texts), ("text_hash", [dedup_hash(t) for t in texts])):
+        i = posts.schema.get_field_index(name)
+        posts = posts.set_column(i, name, pa.array(values, posts.schema.field(i).type))
+    fs, root = open_url(str(tmp_path) if url == "local" else url)
+    staged = stage_chunk(fs, root, "run", ParsedChunk(posts, [], [], {}), 4, minhash=True)
+    assert len(staged.keys) > 1
+    keys = pa.concat_tables([read_staged(fs, root, ref) for _, ref in staged.keys])
+    assert "_minhash" not in keys.column_names
+    some = keys.take(pa.array(np.random.default_rng(3).permutation(keys.num_rows)[:45]))
+    found = signature_matrix(read_signatures(fs, root, some))
+    text = dict(
+        zip(posts.column("post_id").to_pylist(), posts.column("text").to_pylist(), strict=True)
+    )
+    expected = signatures([text[p] for p in some.column("post_id").to_pylist()])
+    np.testing.assert_array_equal(found, expected)
+    assert read_signatures(fs, root, some.slice(0, 0)).type == SIGNATURE_TYPE

@@ -1,7 +1,7 @@
 """``DedupNear``: remove near-duplicate posts (``--dedup-near THRESHOLD``), as Beam stages.
 
-The kept resolution keys of a run carry each post's MinHash signature (``_minhash``, computed
-where the post was staged). Then:
+The kept resolution keys of a run find each post's MinHash signature (computed where the post
+was staged, ``stage_posts.read_signatures``); they are staged once with it (``_minhash``). Then:
 
     kept keys (staged once) and committed minhash/ files (live rows only, ``oph64-v1``):
       -- GroupByKey(signature key) -- Copies --> posts whose signature an earlier post has
@@ -52,6 +52,7 @@ from transforms.posts.near_dup import (
     with_post_keys,
 )
 from transforms.posts.removals import Removals
+from transforms.posts.stage_posts import read_signatures
 
 __all__ = ["DedupNear", "check_signature_files", "write_side_file"]
 
@@ -148,7 +149,7 @@ class _ReadGroupFn(_NearFn):
 
 
 class _StageKeptFn(_NearFn):
-    """Kept keys -> the staging area of the run; a reference to them."""
+    """Kept keys -> the staging area of the run, with their signatures; a reference to them."""
 
     def __init__(self, url, storage_options, run_id):
         super().__init__(url, storage_options)
@@ -158,6 +159,7 @@ class _StageKeptFn(_NearFn):
         if kept.num_rows == 0:
             return
         path = f"{staging_dir(self._run_id)}/near/{_name(kept)}.arrow"
+        kept = kept.append_column("_minhash", read_signatures(self._fs, self._root, kept))
         # Mostly signatures, which LZ4 cannot shrink, and read four times.
         write_staged(self._fs, self._root, path, [with_post_keys(kept)], compress=False)
         yield StagedRows(path, 0)
@@ -228,8 +230,9 @@ class DedupNear(beam.PTransform):
     """Remove this run's posts that are near-duplicates of a committed post or of an earlier
     post of the run (``transforms.posts.near_dup`` says which exactly).
 
-    Input: ``{"kept": tables of kept resolution keys with the ``_minhash`` column (see
-    ``StagePosts(minhash=True)``), "removals": one ``Removals``}``. Output: ``{"kept": the kept
+    Input: ``{"kept": tables of kept resolution keys of posts staged by
+    ``StagePosts(minhash=True)`` (which staged their signatures), "removals": one
+    ``Removals``}``. Output: ``{"kept": the kept
     keys without the removed posts, "tallies": ``{"deduplicated:near_duplicate": n}`` dicts,
     "side_files": ``FileEntry`` s of the ``minhash/`` and ``near_duplicates/`` files written}``.
 

@@ -5,6 +5,10 @@ and leave the pipeline's data plane: what flows on is a ``StagedChunk`` holding 
 the chunk's resolution keys, one record batch per bucket, plus the chunk's compliance
 events, rejects and counts (small). ``ResolvePosts`` reads the keys of its bucket;
 ``WriteShards`` reads the rows that survive.
+
+With ``--dedup-near``, each post's MinHash signature is staged too, in a file of its own
+(``<chunk>.minhash.arrow``, batch for batch and row for row as the keys): resolving never
+reads them, and ``DedupNear`` reads those of the kept posts (``read_signatures``).
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from catalog.staging import StagedRows, staging_dir, write_staged
-from catalog.storage import open_url
+from catalog.storage import is_local, join, open_url
 from schemas import POSTS
+from schemas.near_dup import SIGNATURE_TYPE
 from transforms.partitioning import split_partitions
 from transforms.posts.compliance import Event
 from transforms.posts.near_dup import signature_column
@@ -29,7 +34,9 @@ from transforms.posts.parse_posts import ParsedChunk
 from transforms.posts.resolve import resolution_keys
 from transforms.posts.rows import edit_roots, split_buckets
 
-__all__ = ["StagePosts", "StagedChunk", "stage_chunk"]
+__all__ = ["StagePosts", "StagedChunk", "read_signatures", "stage_chunk"]
+
+_SIG = "_minhash"
 
 
 @dataclass
@@ -56,9 +63,10 @@ def stage_chunk(
     fs, root: str, run_id: str, chunk: ParsedChunk, buckets: int, *, minhash: bool = False
 ) -> StagedChunk:
     """Write ``chunk``'s posts (one batch per ``dt``) and their keys (one batch per bucket of
-    edit root) to the staging area of ``run_id``. With ``minhash``, the keys carry each post's
-    MinHash signature as ``_minhash`` (``transforms.posts.near_dup``): computed here, where the
-    text is at hand, and in the parsing worker, so it scales with parsing."""
+    edit root) to the staging area of ``run_id``. With ``minhash``, each post's MinHash
+    signature (``transforms.posts.near_dup``) too -- computed here, where the text is at hand,
+    and in the parsing worker, so it scales with parsing -- in ``<chunk>.minhash.arrow``, where
+    the keys' ``_sig_batch`` and ``_sig_row`` find it (``read_signatures``)."""
     out = StagedChunk([], chunk.deletes, chunk.rejects, chunk.tally, chunk.events)
     posts = chunk.posts
     if posts.num_rows == 0:
@@ -79,17 +87,66 @@ def stage_chunk(
         if minhash:
             texts = rows.column("text")
             hashes = pc.fill_null(rows.column("text_hash"), 0).to_numpy()
-            part = part.append_column("_minhash", signature_column(texts, hashes))
+            part = part.append_column(_SIG, signature_column(texts, hashes))
         for name, values in located.items():
             part = part.append_column(name, values)
         keys.append(part)
     keys = pa.concat_tables(keys)
     by_bucket = list(split_buckets(keys, edit_roots(keys), buckets))
+    if minhash:
+        # Split with the keys, so that batch i, row j of both files is the same post.
+        sigs = [pa.table({_SIG: part.column(_SIG)}) for _, part in by_bucket]
+        by_bucket = [
+            (bucket, _locate_signatures(part, i)) for i, (bucket, part) in enumerate(by_bucket)
+        ]
+        # Random 32-bit values: LZ4 finds nothing to shrink in them.
+        write_staged(fs, root, f"{base}.minhash.arrow", sigs, compress=False)
     write_staged(fs, root, f"{base}.keys.arrow", [part for _, part in by_bucket])
     out.keys = [
         (bucket, StagedRows(f"{base}.keys.arrow", i)) for i, (bucket, _) in enumerate(by_bucket)
     ]
     return out
+
+
+def _locate_signatures(keys: pa.Table, batch: int) -> pa.Table:
+    """``keys`` (batch ``batch`` of a chunk's keys) without their signatures, but with where
+    they are staged: the same batch and row of ``<chunk>.minhash.arrow``."""
+    n = keys.num_rows
+    return (
+        keys.drop_columns([_SIG])
+        .append_column("_sig_batch", pa.array(np.full(n, batch, np.int32)))
+        .append_column("_sig_row", pa.array(np.arange(n, dtype=np.int32)))
+    )
+
+
+def read_signatures(fs, root: str, keys: pa.Table) -> pa.ChunkedArray:
+    """The signatures ``stage_chunk(minhash=True)`` staged for the posts of ``keys`` (its
+    resolution keys, any subset in any order), in the order of ``keys``."""
+    if keys.num_rows == 0:
+        return pa.chunked_array([], SIGNATURE_TYPE)
+    files = pc.dictionary_encode(keys.column("_file")).combine_chunks()
+    sig_batch = keys.column("_sig_batch").to_numpy().astype(np.int64)
+    where = (files.indices.to_numpy().astype(np.int64) << 32) | sig_batch
+    order = np.argsort(where, kind="stable")
+    rows = keys.column("_sig_row").to_numpy()
+    parts = []
+    for group in np.split(order, np.flatnonzero(np.diff(where[order])) + 1):
+        first = int(group[0])
+        path = files.dictionary[files.indices[first].as_py()].as_py()
+        path = join(root, path.removesuffix(".rows.arrow") + ".minhash.arrow")
+        parts.append(_read_batch(fs, path, int(where[first] & 0xFFFFFFFF)).take(rows[group]))
+    back = np.empty_like(order)
+    back[order] = np.arange(len(order))
+    return pa.chunked_array(parts, SIGNATURE_TYPE).take(back)
+
+
+def _read_batch(fs, path: str, batch: int) -> pa.Array:
+    # On local disk, mapped: only the pages of the rows taken are read (with --dedup-text,
+    # kept keys are grouped by text, and each group takes a few rows of every batch).
+    if is_local(fs):
+        return pa.ipc.open_file(pa.memory_map(path)).get_batch(batch).column(0)
+    with fs.open(path, "rb") as f:
+        return pa.ipc.open_file(f).get_batch(batch).column(0)
 
 
 class _StageFn(beam.DoFn):
