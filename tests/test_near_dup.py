@@ -519,6 +519,13 @@ def test_candidate_pairs_are_the_pairs_of_each_band_key_with_a_new_post():
     assert pairs(small, alone) == {(1, 3), (2, 3)}  # committed posts are not paired again
     big = band([(9, p, True) for p in range(100, 140)])  # more than 32: each with the first
     assert pairs(big) == {(100, p) for p in range(101, 140)}
+    # a pair found in two bands (and a band row repeated by the runner) is one pair; pairs sorted
+    twice = band([(7, 3, True), (7, 1, False), (11, 3, True), (11, 1, False), (11, 3, True)])
+    out = candidate_pairs([twice, small])
+    assert list(zip(out.column("a").to_pylist(), out.column("b").to_pylist(), strict=True)) == [
+        (1, 3),
+        (2, 3),
+    ]
 
 
 @pytest.mark.parametrize("url", ["local", "memory://stage-sigs"])

@@ -311,7 +311,7 @@ def band_rows(
 
 
 def candidate_pairs(tables: Sequence[pa.Table]) -> pa.Table:
-    """Pairs ``(a, b)`` (post keys, ``a < b``, each once) of posts sharing a band key in
+    """Pairs ``(a, b)`` (post keys, ``a < b``, each once, sorted) of posts sharing a band key in
     ``tables`` (one bucket's band rows), at least one of them new."""
     if not tables:
         return _PAIR_SCHEMA.empty_table()
@@ -321,6 +321,12 @@ def candidate_pairs(tables: Sequence[pa.Table]) -> pa.Table:
     keys = rows.column("key").to_numpy()
     posts = rows.column("post").to_numpy()
     new = rows.column("new").to_numpy(zero_copy_only=False)
+    # Most band keys are one post's alone (nine in ten at 1 M lines) and give no pair: found by
+    # one plain sort, they are left out before the rows are sorted by (key, post).
+    shared = members_of(keys, _repeated(keys))
+    if not shared.any():
+        return _PAIR_SCHEMA.empty_table()
+    keys, posts, new = keys[shared], posts[shared], new[shared]
     order = np.lexsort((posts, keys))
     keys, posts, new = keys[order], posts[order], new[order]
     # Each (key, post) once: a runner may hand a step the same element twice (Beam's Dask
@@ -330,33 +336,55 @@ def candidate_pairs(tables: Sequence[pa.Table]) -> pa.Table:
     keys, posts, new = keys[once], posts[once], new[once]
     # Vectorized over all groups at once: in a group of up to _ALL_PAIRS posts, each post
     # with each later one (offsets 1.._ALL_PAIRS-1 in the sorted rows); in a larger one, each
-    # post with the group's first.
+    # post with the group's first. Only groups of several posts, one of them new, give pairs.
     starts, group, first, size = _groups(keys)
     fresh = np.bincount(group, weights=new.astype(np.int64))[group] > 0
-    # Most band keys are one post's alone: only groups of several posts, one of them new, can
-    # give pairs, and the loop below passes over their rows only (a tenth of them at 1 M lines).
     several = (size > 1) & fresh
     keys, posts, new = keys[several], posts[several], new[several]
     starts, group, first, size = _groups(keys)
-    a_out, b_out = [], []
+    # Pairs are collected as row numbers: each post's rank among the posts here, so that a
+    # pair is one integer and dropping the pairs found in several bands is one plain sort.
+    rank, distinct = _ranks(posts)
+    cells = []
     small = size <= _ALL_PAIRS
     for d in range(1, min(_ALL_PAIRS, int(size[small].max(initial=1)))):
         i = np.flatnonzero(small[:-d] & (group[:-d] == group[d:]))
         j = i + d
-        keep = new[i] | new[j]
-        a_out.append(posts[i[keep]])
-        b_out.append(posts[j[keep]])
+        cells.append(_cells(rank, i, j, new, len(distinct)))
     big = (size > _ALL_PAIRS) & ~starts
     j = np.flatnonzero(big)
-    i = first[group[j]]
-    keep = new[i] | new[j]
-    a_out.append(posts[i[keep]])
-    b_out.append(posts[j[keep]])
-    a_all, b_all = np.concatenate(a_out), np.concatenate(b_out)
-    if not len(a_all):
+    cells.append(_cells(rank, first[group[j]], j, new, len(distinct)))
+    cell = unique_keys(np.concatenate([np.empty(0, np.int64), *cells]))
+    if not len(cell):
         return _PAIR_SCHEMA.empty_table()
-    a, b = _unique_pairs(np.minimum(a_all, b_all), np.maximum(a_all, b_all))
+    n = np.int64(len(distinct))
+    # Ranks follow the post keys, so (a, b) by rank is (a, b) by key, sorted.
+    a, b = distinct[cell // n], distinct[cell % n]
     return pa.table([pa.array(a), pa.array(b)], schema=_PAIR_SCHEMA)
+
+
+def _repeated(values: np.ndarray) -> np.ndarray:
+    """The values found more than once in ``values``, ascending (each once)."""
+    values = np.sort(values)
+    return unique_keys(values[1:][values[1:] == values[:-1]])
+
+
+def _ranks(posts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(each row's rank among the distinct values of ``posts``; those values, ascending)."""
+    order = np.argsort(posts)
+    ordered = posts[order]
+    firsts = np.ones(len(posts), bool)
+    firsts[1:] = ordered[1:] != ordered[:-1]
+    rank = np.empty(len(posts), np.int64)
+    rank[order] = np.cumsum(firsts) - 1
+    return rank, ordered[firsts]
+
+
+def _cells(rank: np.ndarray, i: np.ndarray, j: np.ndarray, new: np.ndarray, n: int) -> np.ndarray:
+    """Rows ``i[k]`` and ``j[k]`` paired, one of them new, as ``min rank * n + max rank``."""
+    keep = new[i] | new[j]
+    ri, rj = rank[i[keep]], rank[j[keep]]
+    return np.minimum(ri, rj) * np.int64(n) + np.maximum(ri, rj)
 
 
 def _groups(keys: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -370,17 +398,6 @@ def _groups(keys: np.ndarray) -> tuple[np.ndarray, ...]:
     first = np.flatnonzero(starts)
     size = np.diff(np.append(first, len(keys)))[group]
     return starts, group, first, size
-
-
-def _unique_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct pairs ``(a[i], b[i])``, sorted by ``a`` then ``b`` -- what ``np.unique(...,
-    axis=0)`` gives, which sorts the rows as records and took most of the choosing step's time
-    on millions of pairs."""
-    order = np.lexsort((b, a))
-    a, b = a[order], b[order]
-    first = np.ones(len(a), bool)
-    first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
-    return a[first], b[first]
 
 
 def _pair_estimates(sig: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
