@@ -343,8 +343,14 @@ class DedupNear(beam.PTransform):
         )
         posts = beam.pvalue.AsSingleton(
             pairs
+            # Each table's posts once (in parallel): a post is in ten pairs on average, and
+            # the single step that merges them then sorts a tenth of the keys.
             | "PairPosts"
-            >> beam.Map(lambda t: np.concatenate([t.column(0).to_numpy(), t.column(1).to_numpy()]))
+            >> beam.Map(
+                lambda t: unique_keys(
+                    np.concatenate([t.column(0).to_numpy(), t.column(1).to_numpy()])
+                )
+            )
             | "AllPairPosts" >> beam.CombineGlobally(_UniquePosts())
         )
         # The signatures of the posts of some pair, staged: references go to Choose.
