@@ -323,7 +323,7 @@ def candidate_pairs(tables: Sequence[pa.Table]) -> pa.Table:
     new = rows.column("new").to_numpy(zero_copy_only=False)
     # Most band keys are one post's alone (nine in ten at 1 M lines) and give no pair: found by
     # one plain sort, they are left out before the rows are sorted by (key, post).
-    shared = members_of(keys, _repeated(keys))
+    shared = _repeated(keys)
     if not shared.any():
         return _PAIR_SCHEMA.empty_table()
     keys, posts, new = keys[shared], posts[shared], new[shared]
@@ -364,9 +364,16 @@ def candidate_pairs(tables: Sequence[pa.Table]) -> pa.Table:
 
 
 def _repeated(values: np.ndarray) -> np.ndarray:
-    """The values found more than once in ``values``, ascending (each once)."""
-    values = np.sort(values)
-    return unique_keys(values[1:][values[1:] == values[:-1]])
+    """Which of ``values`` occur more than once (a sort and a comparison of neighbours)."""
+    order = np.argsort(values)
+    ordered = values[order]
+    equal = ordered[1:] == ordered[:-1]
+    repeated = np.zeros(len(values), bool)
+    repeated[1:] |= equal
+    repeated[:-1] |= equal
+    out = np.empty(len(values), bool)
+    out[order] = repeated
+    return out
 
 
 def _ranks(posts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
