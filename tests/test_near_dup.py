@@ -35,6 +35,7 @@ from transforms.posts.minhash import (
     signatures,
 )
 from transforms.posts.near_dup import (
+    SignatureCache,
     band_rows,
     candidate_pairs,
     choose_removals,
@@ -550,3 +551,28 @@ def test_staged_signatures_are_found_by_the_keys_in_any_order(tmp_path, url):
     expected = signatures([text[p] for p in some.column("post_id").to_pylist()])
     np.testing.assert_array_equal(found, expected)
     assert read_signatures(fs, root, some.slice(0, 0)).type == SIGNATURE_TYPE
+
+
+def test_a_signature_cache_changes_no_signature_and_signs_a_remembered_text_once():
+    rng = random.Random(5)
+    vocab = _words(rng, 200)
+    texts = [_text(rng, vocab, 12) for _ in range(40)] + ["", "RT @a: " + vocab[0]]
+    cache = SignatureCache(size=16)  # small: both generations turn over during the test
+    for _ in range(8):
+        picked = [rng.choice(texts) for _ in range(30)]
+        hashes = np.array([dedup_hash(t) for t in picked], np.uint64)
+        assert signature_column(pa.array(picked), hashes, cache).equals(
+            signature_column(pa.array(picked))
+        )
+    signed = []
+
+    def sign(which):
+        signed.append(len(which))
+        return signatures([texts[i] for i in which])
+
+    hashes = np.array([dedup_hash(t) for t in texts[:10]], np.uint64)
+    first = SignatureCache().signatures(hashes, sign)
+    cache = SignatureCache()
+    cache.signatures(hashes[:6], sign)
+    np.testing.assert_array_equal(cache.signatures(hashes, sign), first)
+    assert signed == [10, 6, 4]  # the second call signed only the four it had not seen

@@ -46,6 +46,7 @@ from transforms.posts.removals import Removals
 from transforms.posts.rows import edit_roots
 
 __all__ = [
+    "SignatureCache",
     "band_rows",
     "candidate_pairs",
     "choose_removals",
@@ -200,19 +201,65 @@ def expand_removals(removed: pa.Table, copies: Sequence[pa.Table], run_id: str) 
 
 
 def signature_column(
-    texts: pa.ChunkedArray | pa.Array, text_hashes: np.ndarray | None = None
+    texts: pa.ChunkedArray | pa.Array,
+    text_hashes: np.ndarray | None = None,
+    cache: SignatureCache | None = None,
 ) -> pa.FixedSizeListArray:
     """The MinHash signatures of ``texts`` as an Arrow column (``schemas.near_dup``). Given
     each text's ``text_hash`` (``dedup_hash``: of the same normal form), each distinct text is
-    signed once (reposts and copies share it)."""
+    signed once (reposts and copies share it), and not at all when ``cache`` has it."""
     if text_hashes is not None and len(text_hashes):
-        _, first, back = np.unique(text_hashes, return_index=True, return_inverse=True)
-        values = texts.take(pa.array(first)).to_pylist()
-        sig = signatures(values)[back.reshape(-1)]
+        distinct, first, back = np.unique(text_hashes, return_index=True, return_inverse=True)
+
+        def sign(which: np.ndarray) -> np.ndarray:
+            return signatures(texts.take(pa.array(first[which])).to_pylist())
+
+        sig = sign(np.arange(len(first))) if cache is None else cache.signatures(distinct, sign)
+        sig = sig[back.reshape(-1)]
         sig[np.asarray(text_hashes) == 0] = signatures([""])[0]  # no text left
     else:
         sig = signatures(texts.to_pylist())
     return pa.FixedSizeListArray.from_arrays(pa.array(sig.reshape(-1), pa.uint32()), SIGNATURE_SIZE)
+
+
+class SignatureCache:
+    """The signatures of the texts signed last, by ``text_hash`` (``signature_column``).
+
+    A worker that stages chunk after chunk meets the same texts again -- a post copied into
+    many pages and files, reposts, copy-paste -- and signs each once while it is remembered
+    (a quarter of the texts of a 1 M-line stream). Two generations of up to ``size`` texts
+    each: when the newer fills up it becomes the older, and the older is forgotten."""
+
+    def __init__(self, size: int = 1 << 16):
+        if size < 1:
+            raise ValueError(f"size={size}: expected >= 1")
+        self._size = size
+        self._new: dict[int, bytes] = {}
+        self._old: dict[int, bytes] = {}
+
+    def signatures(self, hashes: np.ndarray, sign) -> np.ndarray:
+        """``uint32[len(hashes), SIGNATURE_SIZE]``: the signature of each text hash, those not
+        remembered from ``sign(their positions in hashes)``."""
+        out = np.empty((len(hashes), SIGNATURE_SIZE), np.uint32)
+        hit, found, missing = [], [], []
+        for i, h in enumerate(hashes.tolist()):
+            row = self._new.get(h) or self._old.get(h)
+            if row is None:
+                missing.append(i)
+            else:
+                hit.append(i)
+                found.append(row)
+        if hit:
+            out[hit] = np.frombuffer(b"".join(found), np.uint32).reshape(-1, SIGNATURE_SIZE)
+        if missing:
+            signed = sign(np.array(missing))
+            out[missing] = signed
+            blob, width = signed.tobytes(), SIGNATURE_SIZE * 4
+            for k, h in enumerate(hashes[missing].tolist()):
+                self._new[h] = blob[k * width : (k + 1) * width]
+            if len(self._new) > self._size:
+                self._old, self._new = self._new, {}
+        return out
 
 
 def signature_matrix(column: pa.ChunkedArray | pa.Array) -> np.ndarray:

@@ -29,7 +29,7 @@ from schemas import POSTS
 from schemas.near_dup import SIGNATURE_TYPE
 from transforms.partitioning import split_partitions
 from transforms.posts.compliance import Event
-from transforms.posts.near_dup import signature_column
+from transforms.posts.near_dup import SignatureCache, signature_column
 from transforms.posts.parse_posts import ParsedChunk
 from transforms.posts.resolve import resolution_keys
 from transforms.posts.rows import edit_roots, split_buckets
@@ -60,13 +60,21 @@ def _chunk_name(posts: pa.Table) -> str:
 
 
 def stage_chunk(
-    fs, root: str, run_id: str, chunk: ParsedChunk, buckets: int, *, minhash: bool = False
+    fs,
+    root: str,
+    run_id: str,
+    chunk: ParsedChunk,
+    buckets: int,
+    *,
+    minhash: bool = False,
+    signature_cache: SignatureCache | None = None,
 ) -> StagedChunk:
     """Write ``chunk``'s posts (one batch per ``dt``) and their keys (one batch per bucket of
     edit root) to the staging area of ``run_id``. With ``minhash``, each post's MinHash
     signature (``transforms.posts.near_dup``) too -- computed here, where the text is at hand,
     and in the parsing worker, so it scales with parsing -- in ``<chunk>.minhash.arrow``, where
-    the keys' ``_sig_batch`` and ``_sig_row`` find it (``read_signatures``)."""
+    the keys' ``_sig_batch`` and ``_sig_row`` find it (``read_signatures``); texts
+    ``signature_cache`` remembers are not signed again."""
     out = StagedChunk([], chunk.deletes, chunk.rejects, chunk.tally, chunk.events)
     posts = chunk.posts
     if posts.num_rows == 0:
@@ -87,7 +95,7 @@ def stage_chunk(
         if minhash:
             texts = rows.column("text")
             hashes = pc.fill_null(rows.column("text_hash"), 0).to_numpy()
-            part = part.append_column(_SIG, signature_column(texts, hashes))
+            part = part.append_column(_SIG, signature_column(texts, hashes, signature_cache))
         for name, values in located.items():
             part = part.append_column(name, values)
         keys.append(part)
@@ -156,10 +164,18 @@ class _StageFn(beam.DoFn):
 
     def setup(self):
         self._fs, self._root = open_url(self._url, self._storage_options)
+        # One per worker: the chunks it stages share many texts (see SignatureCache).
+        self._signatures = SignatureCache() if self._minhash else None
 
     def process(self, chunk: ParsedChunk):
         yield stage_chunk(
-            self._fs, self._root, self._run_id, chunk, self._buckets, minhash=self._minhash
+            self._fs,
+            self._root,
+            self._run_id,
+            chunk,
+            self._buckets,
+            minhash=self._minhash,
+            signature_cache=self._signatures,
         )
 
 
