@@ -105,8 +105,10 @@ def copy_rows(
     present = sig != 0
     if not present.any():
         return
-    rows = table.filter(pa.array(present))
-    sig = sig[present]
+    # Only the columns the rows need are filtered (the signatures are most of the table).
+    rows = table.select([c for c in ("post_id", "created_at", "_post") if c in table.column_names])
+    if not present.all():
+        rows, sig = rows.filter(pa.array(present)), sig[present]
     rows = pa.table(
         [
             pa.array(sig),
@@ -330,12 +332,13 @@ def band_rows(
     if table.num_rows == 0:
         return
     ids = _keys_of(table)
+    sig = signature_matrix(table.column(column))
     if skip is not None and len(skip):
         keep = ~members_of(ids, skip)
-        table, ids = table.filter(pa.array(keep)), ids[keep]
-        if table.num_rows == 0:
+        sig, ids = sig[keep], ids[keep]
+        if not len(ids):
             return
-    keys = band_keys(signature_matrix(table.column(column)), params).reshape(-1)
+    keys = band_keys(sig, params).reshape(-1)
     posts = np.repeat(ids, params.bands)
     present = keys != 0
     keys, posts = keys[present], posts[present]
@@ -471,7 +474,8 @@ def member_rows(table: pa.Table, column: str, members: np.ndarray, *, new: bool)
     hit = members_of(keys, members)
     if not hit.any():
         return _member_schema().empty_table()
-    rows = table.filter(pa.array(hit))
+    root = "edit_root" if "edit_root" in table.column_names else "edit_history_ids"
+    rows = table.select(["post_id", "created_at", root, column]).filter(pa.array(hit))
     roots = rows.column("edit_root") if "edit_root" in rows.column_names else edit_roots(rows)
     return pa.table(
         [
@@ -504,37 +508,42 @@ def choose_removals(
 ) -> pa.Table:
     """The posts of this run to remove, each with its kept twin (``NEAR_DUPLICATES_SCHEMA``);
     see the module docstring for the rule."""
-    pair_table = pa.concat_tables([*pairs, _PAIR_SCHEMA.empty_table()])
+    pairs = [t for t in pairs if t.num_rows]
     info = pa.concat_tables([*members, _member_schema().empty_table()])
-    if pair_table.num_rows == 0 or info.num_rows == 0:
+    if not pairs or info.num_rows == 0:
         return NEAR_DUPLICATES_SCHEMA.empty_table()
     # A committed post may be listed twice (its signature file and a rewrite): first wins.
-    keys = info.column("post").to_numpy()
-    _, first = np.unique(keys, return_index=True)
-    info = info.take(pa.array(np.sort(first)))
+    _, first = np.unique(info.column("post").to_numpy(), return_index=True)
+    first = np.sort(first)
     # Posts numbered in the order the rule decides them: committed ones first (they stay
-    # whatever their time), then this run's by (created_at, post_id).
-    info = info.take(
-        pc.sort_indices(
-            info,
-            [("new", "ascending"), ("created_at", "ascending"), ("post_id", "ascending")],
-        )
+    # whatever their time), then this run's by (created_at, post_id). Sorted on the three
+    # columns, then the table taken once: the signatures are most of it.
+    decide = pc.sort_indices(
+        info.select(["new", "created_at", "post_id"]).take(pa.array(first)),
+        [("new", "ascending"), ("created_at", "ascending"), ("post_id", "ascending")],
     )
+    info = info.take(pa.array(first[decide.to_numpy()]))
     keys = info.column("post").to_numpy()
     order = np.argsort(keys)
     sorted_keys = keys[order]
-    a = pair_table.column("a").to_numpy()
-    b = pair_table.column("b").to_numpy()
-    pa_ = np.minimum(np.searchsorted(sorted_keys, a), len(keys) - 1)
-    pb_ = np.minimum(np.searchsorted(sorted_keys, b), len(keys) - 1)
-    known = (sorted_keys[pa_] == a) & (sorted_keys[pb_] == b)
-    if not known.any():
-        return NEAR_DUPLICATES_SCHEMA.empty_table()
-    ia, ib = order[pa_[known]], order[pb_[known]]
+    last, n = len(keys) - 1, np.int64(len(keys))
+    # Each pair as one integer (its posts' numbers, earlier first), a table of pairs at a
+    # time: arrays of a few MB that malloc reuses, where millions of pairs at once had every
+    # temporary mapped anew.
+    cells = [np.empty(0, np.int64)]
+    for table in pairs:
+        a = table.column("a").to_numpy()
+        b = table.column("b").to_numpy()
+        at_a = np.minimum(np.searchsorted(sorted_keys, a), last)
+        at_b = np.minimum(np.searchsorted(sorted_keys, b), last)
+        known = (sorted_keys[at_a] == a) & (sorted_keys[at_b] == b)
+        ia, ib = order[at_a[known]], order[at_b[known]]
+        cells.append(np.minimum(ia, ib) * n + np.maximum(ia, ib))
     # Each pair once (a pair shares several bands; a runner may repeat elements, see
-    # ``candidate_pairs``), earlier post first: one sort of one integer per pair.
-    n = np.int64(len(keys))
-    cell = unique_keys(np.minimum(ia, ib).astype(np.int64) * n + np.maximum(ia, ib))
+    # ``candidate_pairs``): one sort of one integer per pair.
+    cell = unique_keys(np.concatenate(cells))
+    if not len(cell):
+        return NEAR_DUPLICATES_SCHEMA.empty_table()
     ia, ib = cell // n, cell % n
     sig = signature_matrix(info.column("minhash"))
     est = _pair_estimates(sig, ia, ib)
