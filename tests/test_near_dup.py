@@ -43,6 +43,7 @@ from transforms.posts.near_dup import (
     expand_removals,
     member_rows,
     post_keys,
+    removed_keys,
     signature_column,
     signature_matrix,
     split_copies,
@@ -311,7 +312,11 @@ def _decide(table: pa.Table, threshold: float) -> dict[str, str]:
     posts = np.unique(np.concatenate([np.empty(0, np.uint64), *ends]))
     members = [member_rows(table, "_minhash", posts, new=True)]
     removed = choose_removals(pairs, members, threshold, "r")
-    return _as_dict(expand_removals(removed, found, "r"))
+    expanded = expand_removals(removed, found, "r")
+    # what DropNear drops: the keys of every post listed, found without hashing their ids
+    keys = removed_keys(removed, members, found)
+    np.testing.assert_array_equal(keys, np.unique(post_keys(expanded.column("post_id"))))
+    return _as_dict(expanded)
 
 
 def _as_dict(removed: pa.Table) -> dict[str, str]:

@@ -46,7 +46,7 @@ from transforms.posts.near_dup import (
     member_rows,
     members_of,
     minhash_rows,
-    post_keys,
+    removed_keys,
     split_copies,
     unique_keys,
     with_post_keys,
@@ -174,12 +174,13 @@ class _ReadKeptFn(_NearFn):
 
 class _ChooseFn(_NearFn):
     """Pairs, staged members and copies -> the removed posts (``near_dup.choose_removals``,
-    then ``near_dup.expand_removals``): one table."""
+    then ``near_dup.expand_removals``) and their post keys (``near_dup.removed_keys``): one
+    ``(table, keys)``."""
 
     def process(self, _, pairs, members, copies, threshold: float, run_id: str):
         tables = [read_staged(self._fs, self._root, ref) for _, ref in members]
         removed = choose_removals(pairs, tables, threshold, run_id)
-        yield expand_removals(removed, copies, run_id)
+        yield expand_removals(removed, copies, run_id), removed_keys(removed, tables, copies)
 
 
 class _WriteNearFn(beam.DoFn):
@@ -394,17 +395,15 @@ class DedupNear(beam.PTransform):
             >> beam.ParDo(
                 _ReadKeptFn(url, so),
                 lambda t, r: [_drop(t, r)],
-                beam.pvalue.AsSingleton(
-                    removed
-                    | "RemovedPosts"
-                    >> beam.Map(lambda r: unique_keys(post_keys(r.column("post_id"))))
-                ),
+                beam.pvalue.AsSingleton(removed | "RemovedPosts" >> beam.Map(lambda r: r[1])),
             )
         )
         kept = dropped | "NearKept" >> beam.Map(lambda d: d[0])
         side_files = (
             kept | "WriteMinhash" >> beam.ParDo(_WriteMinhashFn(url, so, run_id)),
-            removed | "WriteNearDuplicates" >> beam.ParDo(_WriteNearFn(url, so, run_id)),
+            removed
+            | "RemovedTable" >> beam.Map(lambda r: r[0])
+            | "WriteNearDuplicates" >> beam.ParDo(_WriteNearFn(url, so, run_id)),
         ) | "AllSideFiles" >> beam.Flatten()
         return {
             "kept": kept,

@@ -57,6 +57,7 @@ __all__ = [
     "members_of",
     "minhash_rows",
     "post_keys",
+    "removed_keys",
     "signature_column",
     "signature_matrix",
     "split_copies",
@@ -200,6 +201,20 @@ def expand_removals(removed: pa.Table, copies: Sequence[pa.Table], run_id: str) 
     return pa.concat_tables([removed, added]).sort_by(
         [("created_at", "ascending"), ("post_id", "ascending")]
     )
+
+
+def removed_keys(
+    removed: pa.Table, members: Sequence[pa.Table], copies: Sequence[pa.Table]
+) -> np.ndarray:
+    """The post keys of every post ``expand_removals`` lists, sorted, each once: of
+    ``removed`` (``choose_removals`` of ``members``, whose rows hold their keys) and of every
+    copy (each is removed). Looked up where they are, not hashed again from the post ids."""
+    found = [np.empty(0, np.uint64), *(t.column("post").to_numpy() for t in copies)]
+    if removed.num_rows:
+        for table in members:
+            hit = pc.is_in(table.column("post_id"), value_set=removed.column("post_id"))
+            found.append(table.column("post").filter(hit).to_numpy())
+    return unique_keys(np.concatenate(found))
 
 
 def signature_column(
