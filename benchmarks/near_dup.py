@@ -187,7 +187,7 @@ def dedup_in_process(
     by_bucket = defaultdict(list)
     for b, part in band_rows(table, "_minhash", params, new=True, buckets=buckets, skip=skip):
         by_bucket[b].append(part)
-    pairs = [candidate_pairs(parts) for parts in by_bucket.values()]
+    pairs = [candidate_pairs(parts, threshold) for parts in by_bucket.values()]
     posts = np.unique(
         np.concatenate(
             [np.empty(0, np.uint64)]

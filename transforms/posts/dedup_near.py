@@ -5,7 +5,8 @@ was staged, ``stage_posts.read_signatures``); they are staged once with it (``_m
 
     kept keys (staged once) and committed minhash/ files (live rows only, ``oph64-v1``):
       -- GroupByKey(signature key) -- Copies --> posts whose signature an earlier post has
-      -- Bands (but copies) -- GroupByKey(band key bucket) -- Candidates --> pairs
+      -- Bands (but copies) -- GroupByKey(band key bucket) -- Candidates --> pairs that
+         may be near-duplicates (their signatures' low bits allow it)
     pairs -> the set of their posts -> Members (from kept keys and committed minhash/ files)
     pairs + members + copies -- Choose (one step) --> removed post -> kept twin
     kept keys -- Drop (removed posts) --> kept keys; their signatures -> minhash/<run_id>-*.parquet
@@ -339,7 +340,10 @@ class DedupNear(beam.PTransform):
             )
             | "AllBands" >> beam.Flatten()
             | "GroupByBand" >> beam.GroupByKey()
-            | "Candidates" >> beam.ParDo(_ReadGroupFn(url, so), candidate_pairs)
+            | "Candidates"
+            >> beam.ParDo(
+                _ReadGroupFn(url, so), lambda t: candidate_pairs(t, threshold=params.threshold)
+            )
             | "SomePairs" >> beam.Filter(lambda t: t.num_rows > 0)
         )
         posts = beam.pvalue.AsSingleton(

@@ -53,6 +53,7 @@ __all__ = [
     "copy_rows",
     "expand_removals",
     "live_signatures",
+    "low_bits",
     "member_rows",
     "members_of",
     "minhash_rows",
@@ -71,7 +72,13 @@ _ALL_PAIRS = 32
 # Pairs whose signatures are compared at once: 2 x 65,536 x 256 bytes = 32 MiB gathered.
 _PAIR_BLOCK = 1 << 16
 _BAND_SCHEMA = pa.schema(
-    [("key", pa.uint64()), ("post", pa.uint64()), ("new", pa.bool_())],
+    [
+        ("key", pa.uint64()),
+        ("post", pa.uint64()),
+        ("new", pa.bool_()),
+        ("low0", pa.uint64()),
+        ("low1", pa.uint64()),
+    ],
 )
 _PAIR_SCHEMA = pa.schema([("a", pa.uint64()), ("b", pa.uint64())])
 _TS = pa.timestamp("ms", tz="UTC")
@@ -332,6 +339,28 @@ def members_of(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
     return sorted_keys[at] == keys
 
 
+def low_bits(sig: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bits 0 and 1 of each value of each signature in ``sig``, 64 values to a ``uint64``:
+    16 bytes a post that bound the estimate of a pair from above (``_may_reach``)."""
+    sig = np.asarray(sig, np.uint32).reshape(-1, SIGNATURE_SIZE)
+    return tuple(
+        np.packbits(((sig >> bit) & 1).astype(np.uint8), axis=1, bitorder="little")
+        .view(np.uint64)
+        .reshape(-1)
+        for bit in (0, 1)
+    )
+
+
+def _may_reach(low0: np.ndarray, low1: np.ndarray, i, j, threshold: float) -> np.ndarray:
+    """Whether the estimate of the pairs of rows ``i[k]``, ``j[k]`` (with their ``low_bits``)
+    can be ``>= threshold``: two equal values have equal low bits, so the values whose low bits
+    agree are at least the values that agree (``estimated_jaccard`` counts those). The pairs
+    left out could never be verified; at 0.8 three in four candidate pairs are."""
+    differ = (low0[i] ^ low0[j]) | (low1[i] ^ low1[j])
+    agree = SIGNATURE_SIZE - np.bitwise_count(differ).astype(np.int64)
+    return agree / SIGNATURE_SIZE >= threshold
+
+
 def band_rows(
     table: pa.Table,
     column: str,
@@ -341,9 +370,11 @@ def band_rows(
     buckets: int,
     skip: np.ndarray | None = None,
 ) -> Iterator[tuple[int, pa.Table]]:
-    """(bucket, rows ``(key, post, new)``) for every band key of the posts of ``table`` (with
-    ``post_id`` and the signature column ``column``) but those whose post key is in ``skip``
-    (sorted: copies, see ``split_copies``); posts without shingles give none."""
+    """(bucket, rows ``(key, post, new, low0, low1)``) for every band key of the posts of
+    ``table`` (with ``post_id`` and the signature column ``column``) but those whose post key
+    is in ``skip`` (sorted: copies, see ``split_copies``); posts without shingles give none.
+    ``low0``, ``low1``: the post's ``low_bits``, for ``candidate_pairs`` to leave out pairs
+    that cannot be near-duplicates."""
     if table.num_rows == 0:
         return
     ids = _keys_of(table)
@@ -355,8 +386,9 @@ def band_rows(
             return
     keys = band_keys(sig, params).reshape(-1)
     posts = np.repeat(ids, params.bands)
+    low0, low1 = (np.repeat(bits, params.bands) for bits in low_bits(sig))
     present = keys != 0
-    keys, posts = keys[present], posts[present]
+    keys, posts, low0, low1 = keys[present], posts[present], low0[present], low1[present]
     bucket = (keys % np.uint64(buckets)).astype(np.int64)
     order = np.argsort(bucket, kind="stable")
     bounds = np.flatnonzero(np.diff(bucket[order])) + 1
@@ -369,15 +401,19 @@ def band_rows(
                         pa.array(keys[part]),
                         pa.array(posts[part]),
                         pa.array(np.full(len(part), new)),
+                        pa.array(low0[part]),
+                        pa.array(low1[part]),
                     ],
                     schema=_BAND_SCHEMA,
                 ),
             )
 
 
-def candidate_pairs(tables: Sequence[pa.Table]) -> pa.Table:
+def candidate_pairs(tables: Sequence[pa.Table], threshold: float | None = None) -> pa.Table:
     """Pairs ``(a, b)`` (post keys, ``a < b``, each once, sorted) of posts sharing a band key in
-    ``tables`` (one bucket's band rows), at least one of them new."""
+    ``tables`` (one bucket's band rows), at least one of them new. Given ``threshold``, only
+    pairs whose ``low_bits`` allow an estimate of at least ``threshold``: the others would
+    never be verified (``choose_removals``), so leaving them out changes no removal."""
     if not tables:
         return _PAIR_SCHEMA.empty_table()
     rows = pa.concat_tables(tables)
@@ -386,43 +422,52 @@ def candidate_pairs(tables: Sequence[pa.Table]) -> pa.Table:
     keys = rows.column("key").to_numpy()
     posts = rows.column("post").to_numpy()
     new = rows.column("new").to_numpy(zero_copy_only=False)
+    if threshold is None:
+        low = np.zeros((2, len(keys)), np.uint64)  # every pair may reach it
+    else:
+        low = np.stack([rows.column("low0").to_numpy(), rows.column("low1").to_numpy()])
     # Most band keys are one post's alone (nine in ten at 1 M lines) and give no pair: found by
     # one plain sort, they are left out before the rows are sorted by (key, post).
     shared = _repeated(keys)
     if not shared.any():
         return _PAIR_SCHEMA.empty_table()
-    keys, posts, new = keys[shared], posts[shared], new[shared]
+    keys, posts, new, low = keys[shared], posts[shared], new[shared], low[:, shared]
     order = np.lexsort((posts, keys))
-    keys, posts, new = keys[order], posts[order], new[order]
+    keys, posts, new, low = keys[order], posts[order], new[order], low[:, order]
     # Each (key, post) once: a runner may hand a step the same element twice (Beam's Dask
     # runner repeats elements of side inputs it computes inside a task), and a repeated post
     # must not make a group look larger than it is.
     once = np.concatenate(([True], (keys[1:] != keys[:-1]) | (posts[1:] != posts[:-1])))
-    keys, posts, new = keys[once], posts[once], new[once]
+    keys, posts, new, low = keys[once], posts[once], new[once], low[:, once]
     # Vectorized over all groups at once: in a group of up to _ALL_PAIRS posts, each post
     # with each later one (offsets 1.._ALL_PAIRS-1 in the sorted rows); in a larger one, each
     # post with the group's first. Only groups of several posts, one of them new, give pairs.
     starts, group, first, size = _groups(keys)
     fresh = np.bincount(group, weights=new.astype(np.int64))[group] > 0
     several = (size > 1) & fresh
-    keys, posts, new = keys[several], posts[several], new[several]
+    keys, posts, new, low = keys[several], posts[several], new[several], low[:, several]
     starts, group, first, size = _groups(keys)
     # Pairs are collected as row numbers: each post's rank among the posts here, so that a
     # pair is one integer and dropping the pairs found in several bands is one plain sort.
     rank, distinct = _ranks(posts)
+    n = len(distinct)
+
+    def cells_of(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        keep = new[i] | new[j]
+        if threshold is not None:
+            keep &= _may_reach(low[0], low[1], i, j, threshold)
+        return _cells(rank, i[keep], j[keep], n)
+
     cells = []
     small = size <= _ALL_PAIRS
     for d in range(1, min(_ALL_PAIRS, int(size[small].max(initial=1)))):
         i = np.flatnonzero(small[:-d] & (group[:-d] == group[d:]))
-        j = i + d
-        cells.append(_cells(rank, i, j, new, len(distinct)))
-    big = (size > _ALL_PAIRS) & ~starts
-    j = np.flatnonzero(big)
-    cells.append(_cells(rank, first[group[j]], j, new, len(distinct)))
+        cells.append(cells_of(i, i + d))
+    j = np.flatnonzero((size > _ALL_PAIRS) & ~starts)
+    cells.append(cells_of(first[group[j]], j))
     cell = unique_keys(np.concatenate([np.empty(0, np.int64), *cells]))
     if not len(cell):
         return _PAIR_SCHEMA.empty_table()
-    n = np.int64(len(distinct))
     # Ranks follow the post keys, so (a, b) by rank is (a, b) by key, sorted.
     a, b = distinct[cell // n], distinct[cell % n]
     return pa.table([pa.array(a), pa.array(b)], schema=_PAIR_SCHEMA)
@@ -452,10 +497,9 @@ def _ranks(posts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rank, ordered[firsts]
 
 
-def _cells(rank: np.ndarray, i: np.ndarray, j: np.ndarray, new: np.ndarray, n: int) -> np.ndarray:
-    """Rows ``i[k]`` and ``j[k]`` paired, one of them new, as ``min rank * n + max rank``."""
-    keep = new[i] | new[j]
-    ri, rj = rank[i[keep]], rank[j[keep]]
+def _cells(rank: np.ndarray, i: np.ndarray, j: np.ndarray, n: int) -> np.ndarray:
+    """Rows ``i[k]`` and ``j[k]`` paired, as ``min rank * n + max rank``."""
+    ri, rj = rank[i], rank[j]
     return np.minimum(ri, rj) * np.int64(n) + np.maximum(ri, rj)
 
 
