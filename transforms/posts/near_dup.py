@@ -127,10 +127,18 @@ def copy_rows(
         ],
         schema=_SIG_ROW_SCHEMA,
     )
-    bucket = (sig % np.uint64(buckets)).astype(np.int64)
+    for bucket, part in _by_bucket(sig, buckets):
+        yield bucket, rows.take(pa.array(part))
+
+
+def _by_bucket(hashes: np.ndarray, buckets: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(bucket, the rows whose hash falls in it, in order) for every bucket of ``hashes``."""
+    # As small integers: numpy's stable sort of those is a radix sort, 7x faster than of int64.
+    bucket = (hashes % np.uint64(buckets)).astype(np.uint16 if buckets <= 1 << 16 else np.int64)
     order = np.argsort(bucket, kind="stable")
     for part in np.split(order, np.flatnonzero(np.diff(bucket[order])) + 1):
-        yield int(bucket[part[0]]), rows.take(pa.array(part))
+        if len(part):
+            yield int(bucket[part[0]]), part
 
 
 def split_copies(tables: Sequence[pa.Table]) -> pa.Table:
@@ -389,24 +397,9 @@ def band_rows(
     low0, low1 = (np.repeat(bits, params.bands) for bits in low_bits(sig))
     present = keys != 0
     keys, posts, low0, low1 = keys[present], posts[present], low0[present], low1[present]
-    bucket = (keys % np.uint64(buckets)).astype(np.int64)
-    order = np.argsort(bucket, kind="stable")
-    bounds = np.flatnonzero(np.diff(bucket[order])) + 1
-    for part in np.split(order, bounds):
-        if len(part):
-            yield (
-                int(bucket[part[0]]),
-                pa.table(
-                    [
-                        pa.array(keys[part]),
-                        pa.array(posts[part]),
-                        pa.array(np.full(len(part), new)),
-                        pa.array(low0[part]),
-                        pa.array(low1[part]),
-                    ],
-                    schema=_BAND_SCHEMA,
-                ),
-            )
+    for bucket, part in _by_bucket(keys, buckets):
+        columns = [keys[part], posts[part], np.full(len(part), new), low0[part], low1[part]]
+        yield bucket, pa.table([pa.array(c) for c in columns], schema=_BAND_SCHEMA)
 
 
 def candidate_pairs(tables: Sequence[pa.Table], threshold: float | None = None) -> pa.Table:

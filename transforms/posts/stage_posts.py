@@ -26,10 +26,10 @@ import pyarrow.compute as pc
 from catalog.staging import StagedRows, staging_dir, write_staged
 from catalog.storage import is_local, join, open_url
 from schemas import POSTS
-from schemas.near_dup import SIGNATURE_TYPE
 from transforms.partitioning import split_partitions
 from transforms.posts.compliance import Event
-from transforms.posts.near_dup import SignatureCache, signature_column
+from transforms.posts.minhash import SIGNATURE_SIZE
+from transforms.posts.near_dup import SignatureCache, signature_column, signature_matrix
 from transforms.posts.parse_posts import ParsedChunk
 from transforms.posts.resolve import resolution_keys
 from transforms.posts.rows import edit_roots, split_buckets
@@ -127,25 +127,23 @@ def _locate_signatures(keys: pa.Table, batch: int) -> pa.Table:
     )
 
 
-def read_signatures(fs, root: str, keys: pa.Table) -> pa.ChunkedArray:
+def read_signatures(fs, root: str, keys: pa.Table) -> pa.FixedSizeListArray:
     """The signatures ``stage_chunk(minhash=True)`` staged for the posts of ``keys`` (its
     resolution keys, any subset in any order), in the order of ``keys``."""
-    if keys.num_rows == 0:
-        return pa.chunked_array([], SIGNATURE_TYPE)
-    files = pc.dictionary_encode(keys.column("_file")).combine_chunks()
-    sig_batch = keys.column("_sig_batch").to_numpy().astype(np.int64)
-    where = (files.indices.to_numpy().astype(np.int64) << 32) | sig_batch
-    order = np.argsort(where, kind="stable")
-    rows = keys.column("_sig_row").to_numpy()
-    parts = []
-    for group in np.split(order, np.flatnonzero(np.diff(where[order])) + 1):
-        first = int(group[0])
-        path = files.dictionary[files.indices[first].as_py()].as_py()
-        path = join(root, path.removesuffix(".rows.arrow") + ".minhash.arrow")
-        parts.append(_read_batch(fs, path, int(where[first] & 0xFFFFFFFF)).take(rows[group]))
-    back = np.empty_like(order)
-    back[order] = np.arange(len(order))
-    return pa.chunked_array(parts, SIGNATURE_TYPE).take(back)
+    out = np.empty((keys.num_rows, SIGNATURE_SIZE), np.uint32)
+    if keys.num_rows:
+        files = pc.dictionary_encode(keys.column("_file")).combine_chunks()
+        sig_batch = keys.column("_sig_batch").to_numpy().astype(np.int64)
+        where = (files.indices.to_numpy().astype(np.int64) << 32) | sig_batch
+        order = np.argsort(where, kind="stable")
+        rows = keys.column("_sig_row").to_numpy()
+        for group in np.split(order, np.flatnonzero(np.diff(where[order])) + 1):
+            first = int(group[0])
+            path = files.dictionary[files.indices[first].as_py()].as_py()
+            path = join(root, path.removesuffix(".rows.arrow") + ".minhash.arrow")
+            batch = _read_batch(fs, path, int(where[first] & 0xFFFFFFFF))
+            out[group] = signature_matrix(batch)[rows[group]]
+    return pa.FixedSizeListArray.from_arrays(pa.array(out.reshape(-1)), SIGNATURE_SIZE)
 
 
 def _read_batch(fs, path: str, batch: int) -> pa.Array:
