@@ -232,11 +232,11 @@ class DedupNear(beam.PTransform):
     """Remove this run's posts that are near-duplicates of a committed post or of an earlier
     post of the run (``transforms.posts.near_dup`` says which exactly).
 
-    Input: ``{"kept": tables of kept resolution keys of posts staged by
-    ``StagePosts(minhash=True)`` (which staged their signatures), "removals": one
-    ``Removals``}``. Output: ``{"kept": the kept
-    keys without the removed posts, "tallies": ``{"deduplicated:near_duplicate": n}`` dicts,
-    "side_files": ``FileEntry`` s of the ``minhash/`` and ``near_duplicates/`` files written}``.
+    Input: ``{"kept": tables of kept resolution keys of posts ``StagePosts(minhash=True)``
+    staged (with their signatures), "removals": one ``Removals``}``. Output: ``{"kept": the
+    kept keys without the removed posts, "tallies": ``{"deduplicated:near_duplicate": n}``
+    dicts, "side_files": ``FileEntry`` s of the ``minhash/`` and ``near_duplicates/`` files
+    written}``.
 
     Example::
 
@@ -348,8 +348,8 @@ class DedupNear(beam.PTransform):
         )
         posts = beam.pvalue.AsSingleton(
             pairs
-            # Each table's posts once (in parallel): a post is in ten pairs on average, and
-            # the single step that merges them then sorts a tenth of the keys.
+            # Each table's posts once, in parallel: a post is in several pairs, and the single
+            # step that merges them sorts each post's key once per table, not once per pair.
             | "PairPosts"
             >> beam.Map(
                 lambda t: unique_keys(

@@ -12,7 +12,9 @@ Plain functions over Arrow tables, wired into Beam by ``transforms.posts.dedup_n
    split into buckets by key; ``post`` is a 64-bit hash of the post id (``post_keys``).
 2. ``candidate_pairs``: in a bucket, posts that share a band key are candidate pairs -- every
    pair of a group of up to ``_ALL_PAIRS`` posts, each member with the group's first beyond
-   that; only pairs with at least one post of this run (committed posts were settled before).
+   that; only pairs with at least one post of this run (committed posts were settled before),
+   and only pairs whose signatures' low bits (carried by the band rows, ``low_bits``) agree on
+   enough values for the estimate to reach the threshold.
 3. ``member_rows``: the signature, id, time and edit root of every post in some pair.
 4. ``choose_removals``: each candidate pair is verified by the estimated Jaccard of the two
    signatures (``>= threshold``; versions of one edited post never count). Then, in order of
