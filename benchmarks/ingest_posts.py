@@ -38,7 +38,7 @@ from _peers import run_datatrove
 
 from catalog import Dataset
 from transforms.posts.lines import open_decompressed, read_lines
-from transforms.samples.firehose import write_firehose
+from transforms.samples.firehose import api_forms, write_firehose
 
 BIN = Path(sys.executable).parent / "shardsmith"
 
@@ -78,24 +78,6 @@ def ingest(src: Path, dataset: Path, *flags: str) -> tuple[float, int, dict]:
     return seconds, peak, Dataset.open(str(dataset)).manifest().report
 
 
-def _forms(tweet: dict) -> tuple[dict, list[dict], list[dict]]:
-    """A twarc2 tweet as the API gives it: the tweet, its users and its referenced tweets."""
-    tweet = dict(tweet)
-    tweet.pop("__twarc", None)
-    users = [tweet.pop("author")]
-    refs = []
-    for ref in tweet.get("referenced_tweets", []):
-        ref = dict(ref)
-        users.append(ref.pop("author"))
-        refs.append({k: v for k, v in ref.items() if k != "type"})
-    tweet["referenced_tweets"] = [
-        {"type": r["type"], "id": r["id"]} for r in tweet.get("referenced_tweets", [])
-    ]
-    if not tweet["referenced_tweets"]:
-        del tweet["referenced_tweets"]
-    return tweet, users, refs
-
-
 def write_api_forms(files: list[str], out: Path) -> tuple[Path, Path]:
     """The tweets of ``files`` as X API v2 pages (100 a page) and filtered-stream lines."""
     pages, stream = out / "pages", out / "stream"
@@ -103,33 +85,11 @@ def write_api_forms(files: list[str], out: Path) -> tuple[Path, Path]:
     stream.mkdir(parents=True)
     for path in files:
         name = Path(path).name
-        with open(path, "rb") as f, open(pages / name, "wb") as p, open(stream / name, "wb") as s:
-            page: list = []
-            for line in f:
-                tweet, users, refs = _forms(orjson.loads(line))
-                includes = {"users": users, "tweets": refs} if refs else {"users": users}
-                rule = [{"id": "1710", "tag": "traffic"}]
-                s.write(orjson.dumps({"data": tweet, "includes": includes, "matching_rules": rule}))
-                s.write(b"\n")
-                page.append((tweet, users, refs))
-                if len(page) == 100:
-                    p.write(_page(page) + b"\n")
-                    page = []
-            if page:
-                p.write(_page(page) + b"\n")
+        with open(path, "rb") as f:
+            page_lines, stream_lines = api_forms(f.read().splitlines())
+        (pages / name).write_bytes(b"".join(line + b"\n" for line in page_lines))
+        (stream / name).write_bytes(b"".join(line + b"\n" for line in stream_lines))
     return pages, stream
-
-
-def _page(items: list) -> bytes:
-    users = {u["id"]: u for _, us, _ in items for u in us}
-    refs = {r["id"]: r for _, _, rs in items for r in rs}
-    return orjson.dumps(
-        {
-            "data": [t for t, _, _ in items],
-            "includes": {"users": list(users.values()), "tweets": list(refs.values())},
-            "meta": {"result_count": len(items)},
-        }
-    )
 
 
 def row(name: str, lines: int, anchor_s: float, ours_s: float, rss: int | None = None) -> None:

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 
 import orjson
 
-__all__ = ["firehose_lines", "write_firehose"]
+__all__ = ["api_forms", "firehose_lines", "write_firehose"]
 
 _EPOCH = datetime(2026, 11, 1, tzinfo=timezone.utc)
 _WORDS = {
@@ -303,6 +303,56 @@ def firehose_lines(count: int, *, seed: int = 0, first: int = 0, popular: int = 
         }
         lines.append(orjson.dumps(tweet))
     return lines
+
+
+def api_forms(lines: list[bytes], *, per_page: int = 100) -> tuple[list[bytes], list[bytes]]:
+    """The tweets of twarc2 ``lines`` as the X API gives them: pages of ``per_page`` tweets and
+    filtered-stream lines (one a tweet). Each tweet's author goes to ``includes.users`` and its
+    referenced tweets (without their ``type``) to ``includes.tweets``, their authors too; a page
+    includes each user and referenced tweet once."""
+    pages, stream, page = [], [], []
+    rule = [{"id": "1710", "tag": "traffic"}]
+    for line in lines:
+        tweet, users, refs = _api_form(orjson.loads(line))
+        includes = {"users": users, "tweets": refs} if refs else {"users": users}
+        stream.append(orjson.dumps({"data": tweet, "includes": includes, "matching_rules": rule}))
+        page.append((tweet, users, refs))
+        if len(page) == per_page:
+            pages.append(_page(page))
+            page = []
+    if page:
+        pages.append(_page(page))
+    return pages, stream
+
+
+def _api_form(tweet: dict) -> tuple[dict, list[dict], list[dict]]:
+    """A twarc2 tweet as the API gives it: the tweet, its users and its referenced tweets."""
+    tweet = dict(tweet)
+    tweet.pop("__twarc", None)
+    users = [tweet.pop("author")]
+    refs = []
+    for ref in tweet.get("referenced_tweets", []):
+        ref = dict(ref)
+        users.append(ref.pop("author"))
+        refs.append({k: v for k, v in ref.items() if k != "type"})
+    tweet["referenced_tweets"] = [
+        {"type": r["type"], "id": r["id"]} for r in tweet.get("referenced_tweets", [])
+    ]
+    if not tweet["referenced_tweets"]:
+        del tweet["referenced_tweets"]
+    return tweet, users, refs
+
+
+def _page(items: list) -> bytes:
+    users = {u["id"]: u for _, us, _ in items for u in us}
+    refs = {r["id"]: r for _, _, rs in items for r in rs}
+    return orjson.dumps(
+        {
+            "data": [t for t, _, _ in items],
+            "includes": {"users": list(users.values()), "tweets": list(refs.values())},
+            "meta": {"result_count": len(items)},
+        }
+    )
 
 
 def _write_file(job: tuple[str, int, int, int]) -> None:
