@@ -1,17 +1,26 @@
-"""The fast path of line parsing: a twarc2 flattened tweet decoded straight into typed structs.
+"""The fast path of line parsing: the common forms of post lines decoded into typed structs.
 
-Most lines of a real stream are one shape: a tweet object with its author and referenced tweets
-inlined (twarc2 ``--flatten``, or a plain tweet with ``public_metrics``). For those, msgspec
-decodes only the fields the posts schema uses, with their types checked in C, and skips the
-rest of a ~6 KB line without building it (2x faster than ``orjson.loads`` alone), and the row is
-read from attributes instead of checked dictionary lookups.
+Most lines of a real stream are one of three shapes:
 
-The fast path is only ever a shortcut to the same rows: ``flat_tweet_rows`` returns None for
+* a twarc2 flattened tweet: one tweet object with its author and referenced tweets inlined
+  (twarc2 ``--flatten``, or a plain tweet with ``public_metrics``);
+* a filtered-stream line: ``{"data": {tweet}, "includes": {...}, "matching_rules": [...]}``;
+* an X API v2 page: ``{"data": [tweets], "includes": {...}, "meta": {...}}``, whose rows are
+  its ``data`` tweets, then its ``includes.tweets``, as ``parse._page`` makes them.
+
+For those, msgspec decodes only the fields the posts schema uses, with their types checked in C,
+and skips the rest of a ~6 KB line without building it (2x faster than ``orjson.loads`` alone),
+and the row is read from attributes instead of checked dictionary lookups. A page's authors and
+media are joined from ``includes.users`` and ``includes.media`` by id, as the general parser
+joins them.
+
+The fast path is only ever a shortcut to the same rows: ``fast_rows`` returns None for
 anything it is not sure of (a field of another form, a type or value the general parser would
-reject, skip or convert), and the line then goes through ``parse_line_general`` as before, which
-gives every form, every reject and its message. Its types are therefore narrower than what the
-general parser accepts, never wider. tests/test_flat_tweet.py checks that both give the same
-chunk for every line of the tests' corpora and every hostile variant of them.
+reject, skip or convert, an ``errors`` entry, a page of something other than posts, an author or
+media key a page does not include), and the line then goes through ``parse_line_general`` as
+before, which gives every form, every reject and its message. Its types are therefore narrower
+than what the general parser accepts, never wider. tests/test_flat_tweet.py checks that both give
+the same chunk for every line of the tests' corpora and every hostile variant of them.
 
 One difference, on purpose: a field the posts schema does not read is skipped, not converted,
 so a number there beyond a double's range (``1e400``; valid JSON, which orjson cannot hold and
@@ -31,7 +40,7 @@ from transforms.posts.rows import COLUMN
 from transforms.posts.text import clean_text, dedup_hash, extract_entities
 from transforms.posts.timestamps import created_at_ms
 
-__all__ = ["finish_row", "flat_tweet_rows"]
+__all__ = ["fast_rows", "finish_row"]
 
 _Id = Annotated[str, msgspec.Meta(min_length=1)]
 _I64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
@@ -100,7 +109,7 @@ class _Media(msgspec.Struct, gc=False):
 
 class _Attachments(msgspec.Struct, gc=False):
     media: list[_Media] | None = None
-    media_keys: list | None = None
+    media_keys: list[str] | None = None
 
 
 class _Author(msgspec.Struct, gc=False):
@@ -146,8 +155,43 @@ class _Tweet(msgspec.Struct, gc=False):
     quote_count: _Other = _ABSENT
 
 
+class _User(msgspec.Struct, gc=False):
+    """An entry of a page's ``includes.users``: the fast path joins only users with a username
+    (the general parser gives a user without one, or one it does not find, a null username)."""
+
+    id: _Id
+    username: str
+
+
+class _Includes(msgspec.Struct, gc=False):
+    users: list[_User] | None = None
+    media: list[_Media] | None = None
+    tweets: list[_Tweet] | None = None
+
+
+class _Line(_Tweet, gc=False):
+    """What a line decodes to: one tweet (``data`` absent), or a page or filtered-stream line
+    (``data``: its tweets, or its one tweet, with the ``includes`` they are joined with)."""
+
+    data: list[_Tweet] | _Tweet | msgspec.UnsetType = _ABSENT
+    includes: _Includes | None = None
+    errors: _Other = _ABSENT
+
+
+class _Joins:
+    """A page's ``includes.users`` (username by id) and ``includes.media`` (by media key)."""
+
+    __slots__ = ("media", "users")
+
+    def __init__(self, includes: _Includes):
+        # As the general parser's index: the last entry of an id wins.
+        self.users = {u.id: u.username for u in includes.users or ()}
+        self.media = {m.media_key: m for m in includes.media or () if m.media_key is not None}
+
+
 _NO_METRICS = _Metrics()
-_decode = msgspec.json.Decoder(_Tweet).decode
+_NO_INCLUDES = _Includes()
+_decode = msgspec.json.Decoder(_Line).decode
 
 
 class _NotPlain(Exception):
@@ -166,36 +210,63 @@ class _Later:
         self.entities, self.text = entities, text
 
 
-def flat_tweet_rows(
+def fast_rows(
     data: bytes, source_uri: str, line: int, max_posts: int, *, utf8: bool = False
 ) -> list[list] | None:
-    """The posts rows of a line holding one tweet object (and its inlined referenced tweets),
-    each the list of its values in schema order (``transforms.posts.rows``), as the general
-    parser makes them once ``finish_row`` has made their entity lists, media and text hash;
-    None when the line is anything else or anything in it is not plainly valid (the
-    general parser then decides). ``utf8``: the caller has checked that ``data`` is valid UTF-8
-    (``read_lines`` checks whole blocks at once, without the ``str`` per line that decoding makes:
-    those, freed among the rows being kept, grew the heap by ~30 MB a file)."""
+    """The posts rows of a line of one of the common forms (a tweet object with its inlined
+    referenced tweets, a filtered-stream line, an X API v2 page of posts), each the list of its
+    values in schema order (``transforms.posts.rows``), as the general parser makes them once
+    ``finish_row`` has made their entity lists, media and text hash; None when the line is
+    anything else or anything in it is not plainly valid (the general parser then decides).
+    ``utf8``: the caller has checked that ``data`` is valid UTF-8 (``read_lines`` checks whole
+    blocks at once, without the ``str`` per line that decoding makes: those, freed among the rows
+    being kept, grew the heap by ~30 MB a file)."""
     try:
         if not utf8:
             # msgspec skips the fields it is not asked for without checking their bytes:
             # invalid UTF-8 there is for the general parser to reject.
             data.decode("utf-8")
-        tweet = _decode(data)
+        obj = _decode(data)
     except (UnicodeDecodeError, msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return None
-    refs = tweet.referenced_tweets or ()
-    if tweet.action is not _ABSENT or tweet.data is not _ABSENT or 1 + len(refs) > max_posts:
+    if obj.action is not _ABSENT:
         return None
     try:
-        rows = [_row(tweet, source_uri, line)]
-        rows.extend(_row(ref, source_uri, line) for ref in refs if ref.text is not _ABSENT)
+        if obj.data is _ABSENT:
+            return _tweet_rows(obj, source_uri, line, max_posts)
+        return _page_rows(obj, source_uri, line, max_posts)
     except (RecordError, _NotPlain):
         return None
+
+
+def _tweet_rows(tweet: _Tweet, source_uri: str, line: int, max_posts: int) -> list[list] | None:
+    """A tweet and the referenced tweets inlined in it (those with a text), as
+    ``parse._tweet_and_refs`` makes them."""
+    refs = tweet.referenced_tweets or ()
+    if 1 + len(refs) > max_posts:
+        return None
+    rows = [_row(tweet, source_uri, line)]
+    rows.extend(_row(ref, source_uri, line) for ref in refs if ref.text is not _ABSENT)
     return rows
 
 
-def _row(t: _Tweet, source_uri: str, line: int) -> list:
+def _page_rows(page: _Line, source_uri: str, line: int, max_posts: int) -> list[list] | None:
+    """A page's ``data`` tweets, then its ``includes.tweets``, as ``parse._page`` makes them."""
+    if page.errors is not _ABSENT:
+        return None  # counted by the general parser
+    tweets = [page.data] if isinstance(page.data, _Tweet) else page.data
+    includes = page.includes or _NO_INCLUDES
+    included = includes.tweets or []
+    # No tweets: an empty page or a page of something else (each skipped with its reason).
+    if not tweets or len(tweets) + len(included) > max_posts:
+        return None
+    joins = _Joins(includes)
+    return [_row(t, source_uri, line, joins) for t in (*tweets, *included)]
+
+
+def _row(t: _Tweet, source_uri: str, line: int, joins: _Joins | None = None) -> list:
+    """The row of a tweet: its author and media inlined (``joins`` None), or joined from a
+    page's includes."""
     if (
         t.id is None
         or t.text is None
@@ -211,11 +282,7 @@ def _row(t: _Tweet, source_uri: str, line: int) -> list:
         or t.geo is not _ABSENT
     ):
         raise _NotPlain
-    author = t.author
-    author_id = t.author_id or (author.id if author else None)
-    if author_id is None:
-        raise _NotPlain  # the general parser's "author_id: missing" reject
-    username = author.username if author and author.username is not _ABSENT else None
+    author_id, username = _author(t, joins)
     text = clean_text(t.text)
     refs = [None, None, None]  # reply_to_post_id, quoted_post_id, reposted_post_id
     for ref in t.referenced_tweets or ():
@@ -246,8 +313,7 @@ def _row(t: _Tweet, source_uri: str, line: int) -> list:
         later,  # mentions
         later,  # cashtags
         later,  # urls
-        # media: the items as decoded, as many as the row will have (what row_score counts)
-        (t.attachments.media or []) if t.attachments is not None else [],
+        _media_items(t.attachments, joins),  # media: as many as the row will have
         metrics.like_count,
         metrics.repost_count if metrics.retweet_count is _ABSENT else metrics.retweet_count,
         metrics.reply_count,
@@ -262,8 +328,40 @@ def _row(t: _Tweet, source_uri: str, line: int) -> list:
     ]
 
 
+def _author(t: _Tweet, joins: _Joins | None) -> tuple[str, str | None]:
+    """The id and username of a tweet's author: inlined (twarc2), or joined from a page's
+    ``includes.users``, as ``parse.map_tweet`` finds them."""
+    author = t.author
+    if joins is None:
+        author_id = t.author_id or (author.id if author else None)
+        if author_id is None:
+            raise _NotPlain  # the general parser's "author_id: missing" reject
+        return author_id, author.username if author and author.username is not _ABSENT else None
+    username = joins.users.get(t.author_id)
+    if author is not None or username is None:
+        raise _NotPlain  # an author inlined in a page, missing, or not included with a username
+    return t.author_id, username
+
+
+def _media_items(attachments: _Attachments | None, joins: _Joins | None) -> list[_Media]:
+    """A tweet's media as decoded: inlined (twarc2), or joined from a page's ``includes.media``
+    by key (a key the page does not include sends the line to the general parser, which leaves
+    that media out)."""
+    if attachments is None:
+        return []
+    if attachments.media is not None or joins is None:
+        return attachments.media or []
+    items = []
+    for key in attachments.media_keys or ():
+        item = joins.media.get(key)
+        if item is None:
+            raise _NotPlain
+        items.append(item)
+    return items
+
+
 def finish_row(row: list) -> None:
-    """Make the entity lists, media and text hash of a row of ``flat_tweet_rows`` that is kept.
+    """Make the entity lists, media and text hash of a row of ``fast_rows`` that is kept.
     The hash is of the text the row was made with, unless it was set since (scrub_pii sets it
     when it changes the text)."""
     later = row[_ENTITY_COLUMNS.start]  # the _Later that stands in every column filled here

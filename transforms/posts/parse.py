@@ -28,7 +28,7 @@ import orjson
 from schemas import MAX_PAYLOAD_BYTES
 from transforms.posts.compliance import Event, event_name, stream_event, user_batch_event
 from transforms.posts.errors import RecordError
-from transforms.posts.flat_tweet import finish_row, flat_tweet_rows
+from transforms.posts.flat_tweet import fast_rows, finish_row
 from transforms.posts.lang_id import DETECTED, SOURCE, detect_lang
 from transforms.posts.repeats import SeenPosts
 from transforms.posts.resolve import row_score
@@ -128,10 +128,11 @@ class Chunk:
 def parse_line(
     data: bytes, number: int, chunk: Chunk, options: ParseOptions, *, utf8: bool = False
 ) -> None:
-    """Parse one line into ``chunk``: a tweet of the common shape by the fast path
-    (``transforms.posts.flat_tweet``), anything else by ``parse_line_general``. ``utf8``: the
-    caller has checked that ``data`` is valid UTF-8."""
-    rows = flat_tweet_rows(data, chunk.source_uri, number, MAX_POSTS_PER_LINE, utf8=utf8)
+    """Parse one line into ``chunk``: a line of the common forms (a twarc2 tweet, a
+    filtered-stream line, a page of posts) by the fast path (``transforms.posts.flat_tweet``),
+    anything else by ``parse_line_general``. ``utf8``: the caller has checked that ``data`` is
+    valid UTF-8."""
+    rows = fast_rows(data, chunk.source_uri, number, MAX_POSTS_PER_LINE, utf8=utf8)
     if rows is None:
         parse_line_general(data, number, chunk, options)
     else:
