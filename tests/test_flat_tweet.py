@@ -170,13 +170,16 @@ def test_what_the_fast_path_declines_parses_as_before(name):
 
 def test_pages_join_as_the_general_parser_joins():
     """The last user or media of an id wins; unused includes change nothing; a page tweet with
-    its media inlined keeps those; tweets repeated in a page are counted as repeats."""
+    its media inlined keeps those; tweets repeated in a page are counted as repeats; a line
+    whose "data" does not come first is a page too."""
     second = USER | {"username": "road_2"}
+    stream = FAST_FORMS["stream"]
     lines = [
         _page(users=[USER, second]),
         _page(users=[{"id": "1", "username": "other"}, USER], media=[MEDIA | {"width": 1}, MEDIA]),
         _page(data=[TWEET | {"attachments": {"media": [MEDIA], "media_keys": ["none"]}}]),
         _page(data=[TWEET, TWEET | {"id": "102"}, TWEET]),
+        render({"matching_rules": stream["matching_rules"], **stream}),
     ]
     assert all(fast_rows(line, URI, 1, MAX_POSTS_PER_LINE) is not None for line in lines)
     fast, general = both(lines, ParseOptions())
@@ -190,9 +193,10 @@ def test_pages_join_as_the_general_parser_joins():
         *[("101", "road_en", [1280]), ("100", "road_en", [])],
         *[("101", "road_en", [1280]), ("102", "road_en", [1280])],
         *[("101", "road_en", [1280]), ("100", "road_en", [])],
+        ("101", "road_en", [1280]),
     ]
     fast, general = both(lines, ParseOptions(), repeats=True)
-    assert general.counts["deduplicated:post_id"] == 7
+    assert general.counts["deduplicated:post_id"] == 8
     assert_same(fast, general, lines)
 
 

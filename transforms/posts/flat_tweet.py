@@ -169,17 +169,32 @@ class _Includes(msgspec.Struct, gc=False):
     tweets: list[_Tweet] | None = None
 
 
-class _Line(_Tweet, gc=False):
-    """What a line decodes to: one tweet (``data`` absent), or a page or filtered-stream line
-    (``data``: its tweets, or its one tweet, with the ``includes`` they are joined with)."""
+class _Page(msgspec.Struct, gc=False):
+    """An X API v2 page (``data``: its tweets) or a filtered-stream line (``data``: its one
+    tweet), with the ``includes`` its tweets are joined with."""
 
     data: list[_Tweet] | _Tweet | msgspec.UnsetType = _ABSENT
     includes: _Includes | None = None
     errors: _Other = _ABSENT
+    action: _Other = _ABSENT
+
+
+_NO_METRICS = _Metrics()
+_NO_INCLUDES = _Includes()
+_decode_tweet = msgspec.json.Decoder(_Tweet).decode
+_decode_page = msgspec.json.Decoder(_Page).decode
+# How the X API begins a page or a stream line. Only a guess at which decoder to try first:
+# a tweet line is decoded as a page too when it turns out to have a "data".
+_PAGE_START = b'{"data":'
+
+
+class _NotPlain(Exception):
+    """A tweet the general parser treats in a way the fast path does not repeat."""
 
 
 class _Joins:
-    """A page's ``includes.users`` (username by id) and ``includes.media`` (by media key)."""
+    """A page's ``includes.users`` (username by id) and ``includes.media`` (by media key), and
+    how a tweet of the page is joined with them, as ``parse.map_tweet`` joins it."""
 
     __slots__ = ("media", "users")
 
@@ -188,14 +203,27 @@ class _Joins:
         self.users = {u.id: u.username for u in includes.users or ()}
         self.media = {m.media_key: m for m in includes.media or () if m.media_key is not None}
 
+    def author(self, t: _Tweet) -> tuple[str, str]:
+        """The tweet's author id and username."""
+        username = self.users.get(t.author_id)
+        if t.author is not None or username is None:
+            raise _NotPlain  # an author inlined in a page, missing, or not included with a username
+        return t.author_id, username
 
-_NO_METRICS = _Metrics()
-_NO_INCLUDES = _Includes()
-_decode = msgspec.json.Decoder(_Line).decode
-
-
-class _NotPlain(Exception):
-    """A tweet the general parser treats in a way the fast path does not repeat."""
+    def media_of(self, attachments: _Attachments | None) -> list[_Media]:
+        """The tweet's media as decoded: inlined, or the included media of its keys (a key the
+        page does not include: the general parser leaves that media out)."""
+        if attachments is None:
+            return []
+        if attachments.media is not None:
+            return attachments.media
+        items = []
+        for key in attachments.media_keys or ():
+            item = self.media.get(key)
+            if item is None:
+                raise _NotPlain
+            items.append(item)
+        return items
 
 
 class _Later:
@@ -226,34 +254,33 @@ def fast_rows(
             # msgspec skips the fields it is not asked for without checking their bytes:
             # invalid UTF-8 there is for the general parser to reject.
             data.decode("utf-8")
-        obj = _decode(data)
+        # A line with "data" is a page for the general parser too, whatever else it holds.
+        page = _decode_page(data) if data.startswith(_PAGE_START) else None
+        if page is None:
+            tweet = _decode_tweet(data)
+            if tweet.data is not _ABSENT:
+                page = _decode_page(data)
     except (UnicodeDecodeError, msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return None
-    if obj.action is not _ABSENT:
+    if page is not None:
+        return _page_rows(page, source_uri, line, max_posts)
+    # One tweet, and the referenced tweets inlined in it (those with a text), as
+    # parse._tweet_and_refs makes them.
+    refs = tweet.referenced_tweets or ()
+    if tweet.action is not _ABSENT or 1 + len(refs) > max_posts:
         return None
     try:
-        if obj.data is _ABSENT:
-            return _tweet_rows(obj, source_uri, line, max_posts)
-        return _page_rows(obj, source_uri, line, max_posts)
+        rows = [_row(tweet, source_uri, line)]
+        rows.extend(_row(ref, source_uri, line) for ref in refs if ref.text is not _ABSENT)
     except (RecordError, _NotPlain):
         return None
-
-
-def _tweet_rows(tweet: _Tweet, source_uri: str, line: int, max_posts: int) -> list[list] | None:
-    """A tweet and the referenced tweets inlined in it (those with a text), as
-    ``parse._tweet_and_refs`` makes them."""
-    refs = tweet.referenced_tweets or ()
-    if 1 + len(refs) > max_posts:
-        return None
-    rows = [_row(tweet, source_uri, line)]
-    rows.extend(_row(ref, source_uri, line) for ref in refs if ref.text is not _ABSENT)
     return rows
 
 
-def _page_rows(page: _Line, source_uri: str, line: int, max_posts: int) -> list[list] | None:
+def _page_rows(page: _Page, source_uri: str, line: int, max_posts: int) -> list[list] | None:
     """A page's ``data`` tweets, then its ``includes.tweets``, as ``parse._page`` makes them."""
-    if page.errors is not _ABSENT:
-        return None  # counted by the general parser
+    if page.action is not _ABSENT or page.errors is not _ABSENT or page.data is _ABSENT:
+        return None  # a compliance event; errors are counted by the general parser
     tweets = [page.data] if isinstance(page.data, _Tweet) else page.data
     includes = page.includes or _NO_INCLUDES
     included = includes.tweets or []
@@ -261,7 +288,10 @@ def _page_rows(page: _Line, source_uri: str, line: int, max_posts: int) -> list[
     if not tweets or len(tweets) + len(included) > max_posts:
         return None
     joins = _Joins(includes)
-    return [_row(t, source_uri, line, joins) for t in (*tweets, *included)]
+    try:
+        return [_row(t, source_uri, line, joins) for t in (*tweets, *included)]
+    except (RecordError, _NotPlain):
+        return None
 
 
 def _row(t: _Tweet, source_uri: str, line: int, joins: _Joins | None = None) -> list:
@@ -282,7 +312,16 @@ def _row(t: _Tweet, source_uri: str, line: int, joins: _Joins | None = None) -> 
         or t.geo is not _ABSENT
     ):
         raise _NotPlain
-    author_id, username = _author(t, joins)
+    if joins is None:  # author and media inlined (twarc2)
+        author = t.author
+        author_id = t.author_id or (author.id if author else None)
+        if author_id is None:
+            raise _NotPlain  # the general parser's "author_id: missing" reject
+        username = author.username if author and author.username is not _ABSENT else None
+        media = (t.attachments.media or []) if t.attachments is not None else []
+    else:
+        author_id, username = joins.author(t)
+        media = joins.media_of(t.attachments)
     text = clean_text(t.text)
     refs = [None, None, None]  # reply_to_post_id, quoted_post_id, reposted_post_id
     for ref in t.referenced_tweets or ():
@@ -313,7 +352,7 @@ def _row(t: _Tweet, source_uri: str, line: int, joins: _Joins | None = None) -> 
         later,  # mentions
         later,  # cashtags
         later,  # urls
-        _media_items(t.attachments, joins),  # media: as many as the row will have
+        media,  # the items as decoded, as many as the row will have (what row_score counts)
         metrics.like_count,
         metrics.repost_count if metrics.retweet_count is _ABSENT else metrics.retweet_count,
         metrics.reply_count,
@@ -326,38 +365,6 @@ def _row(t: _Tweet, source_uri: str, line: int, joins: _Joins | None = None) -> 
         source_uri,
         line,  # source_line
     ]
-
-
-def _author(t: _Tweet, joins: _Joins | None) -> tuple[str, str | None]:
-    """The id and username of a tweet's author: inlined (twarc2), or joined from a page's
-    ``includes.users``, as ``parse.map_tweet`` finds them."""
-    author = t.author
-    if joins is None:
-        author_id = t.author_id or (author.id if author else None)
-        if author_id is None:
-            raise _NotPlain  # the general parser's "author_id: missing" reject
-        return author_id, author.username if author and author.username is not _ABSENT else None
-    username = joins.users.get(t.author_id)
-    if author is not None or username is None:
-        raise _NotPlain  # an author inlined in a page, missing, or not included with a username
-    return t.author_id, username
-
-
-def _media_items(attachments: _Attachments | None, joins: _Joins | None) -> list[_Media]:
-    """A tweet's media as decoded: inlined (twarc2), or joined from a page's ``includes.media``
-    by key (a key the page does not include sends the line to the general parser, which leaves
-    that media out)."""
-    if attachments is None:
-        return []
-    if attachments.media is not None or joins is None:
-        return attachments.media or []
-    items = []
-    for key in attachments.media_keys or ():
-        item = joins.media.get(key)
-        if item is None:
-            raise _NotPlain
-        items.append(item)
-    return items
 
 
 def finish_row(row: list) -> None:
