@@ -18,11 +18,12 @@ from __future__ import annotations
 import os
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from fsspec import AbstractFileSystem
 
 from catalog.storage import is_local, join
@@ -32,6 +33,7 @@ __all__ = [
     "StagedRows",
     "merge_staged",
     "read_staged",
+    "staged_batches",
     "staging_dir",
     "write_staged",
 ]
@@ -139,6 +141,23 @@ def merge_staged(refs: Iterable[StagedRows]) -> list[StagedRows]:
             rows = np.sort(np.concatenate([ref.rows for ref in same]))
         merged.append(StagedRows(path, batch, rows, same[0].dt))
     return merged
+
+
+def staged_batches(
+    files: pa.ChunkedArray | pa.Array, batches: np.ndarray
+) -> Iterator[tuple[str, int, np.ndarray]]:
+    """``(file, batch, positions)`` for each staged record batch that rows name: ``files`` (the
+    staged file of each row) and ``batches`` (its record batch there); ``positions`` are the
+    rows' positions, ascending."""
+    if not len(batches):
+        return
+    encoded = pc.dictionary_encode(files).combine_chunks()
+    where = (encoded.indices.to_numpy().astype(np.int64) << 32) | np.asarray(batches, np.int64)
+    order = np.argsort(where, kind="stable")
+    for group in np.split(order, np.flatnonzero(np.diff(where[order])) + 1):
+        first = int(group[0])
+        path = encoded.dictionary[encoded.indices[first].as_py()].as_py()
+        yield path, int(where[first] & 0xFFFFFFFF), group
 
 
 def read_staged(fs: AbstractFileSystem, root: str, staged: StagedRows) -> pa.Table:

@@ -45,7 +45,7 @@ from transforms.posts.minhash import (
     signatures,
 )
 from transforms.posts.removals import Removals
-from transforms.posts.rows import edit_roots
+from transforms.posts.rows import bucket_positions, edit_roots
 
 __all__ = [
     "SignatureCache",
@@ -129,18 +129,8 @@ def copy_rows(
         ],
         schema=_SIG_ROW_SCHEMA,
     )
-    for bucket, part in _by_bucket(sig, buckets):
+    for bucket, part in bucket_positions(sig, buckets):
         yield bucket, rows.take(pa.array(part))
-
-
-def _by_bucket(hashes: np.ndarray, buckets: int) -> Iterator[tuple[int, np.ndarray]]:
-    """(bucket, the rows whose hash falls in it, in order) for every bucket of ``hashes``."""
-    # As small integers: numpy's stable sort of those is a radix sort, 7x faster than of int64.
-    bucket = (hashes % np.uint64(buckets)).astype(np.uint16 if buckets <= 1 << 16 else np.int64)
-    order = np.argsort(bucket, kind="stable")
-    for part in np.split(order, np.flatnonzero(np.diff(bucket[order])) + 1):
-        if len(part):
-            yield int(bucket[part[0]]), part
 
 
 def split_copies(tables: Sequence[pa.Table]) -> pa.Table:
@@ -399,7 +389,7 @@ def band_rows(
     low0, low1 = (np.repeat(bits, params.bands) for bits in low_bits(sig))
     present = keys != 0
     keys, posts, low0, low1 = keys[present], posts[present], low0[present], low1[present]
-    for bucket, part in _by_bucket(keys, buckets):
+    for bucket, part in bucket_positions(keys, buckets):
         columns = [keys[part], posts[part], np.full(len(part), new), low0[part], low1[part]]
         yield bucket, pa.table([pa.array(c) for c in columns], schema=_BAND_SCHEMA)
 

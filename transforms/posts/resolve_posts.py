@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from catalog.parquet import read_parquet
-from catalog.staging import StagedRows, read_staged
+from catalog.staging import StagedRows, read_staged, staged_batches
 from catalog.storage import open_url
 from schemas import POSTS
 from transforms.posts.removals import (
@@ -167,20 +167,13 @@ def _dedup_text(element):
 def _row_refs(kept: pa.Table):
     """Kept keys -> one ``StagedRows`` per staged record batch they come from."""
     if kept.num_rows == 0:
-        return
-    files = pc.dictionary_encode(kept.column("_file")).combine_chunks()
-    where = (files.indices.to_numpy().astype(np.int64) << 32) | kept.column("_batch").to_numpy()
-    order = np.argsort(where, kind="stable")
+        return  # an empty bucket's keys may lack the columns saying where rows are staged
     rows = kept.column("_row").to_numpy()
     dts = kept.column("_dt")
-    for group in np.split(order, np.flatnonzero(np.diff(where[order])) + 1):
-        first = int(group[0])
-        yield StagedRows(
-            files.dictionary[files.indices[first].as_py()].as_py(),
-            int(where[first] & 0xFFFFFFFF),
-            np.sort(rows[group]),
-            dts[first].as_py(),
-        )
+    for path, batch, group in staged_batches(
+        kept.column("_file"), kept.column("_batch").to_numpy()
+    ):
+        yield StagedRows(path, batch, np.sort(rows[group]), dts[int(group[0])].as_py())
 
 
 class ResolvePosts(beam.PTransform):

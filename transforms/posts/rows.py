@@ -20,6 +20,7 @@ from schemas import POSTS
 __all__ = [
     "COLUMN",
     "bucket_of",
+    "bucket_positions",
     "edit_root_array",
     "edit_roots",
     "row_dicts",
@@ -91,16 +92,28 @@ def edit_root_array(table: pa.Table) -> pa.Array:
     return pc.if_else(has_history, first, table.column("post_id").combine_chunks())
 
 
+def bucket_positions(hashes: np.ndarray, buckets: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(bucket, the positions of the ``hashes`` (uint64) that fall in it, ascending) for every
+    bucket that holds some, in bucket order."""
+    # As small integers: numpy's stable sort of those is a radix sort, 7x faster than of int64.
+    small = np.uint16 if buckets <= 1 << 16 else np.int64
+    return _by_index((hashes % np.uint64(buckets)).astype(small))
+
+
 def split_buckets(table: pa.Table, keys, buckets: int) -> Iterator[tuple[int, pa.Table]]:
     """Split ``table`` by the bucket of each row's key (strings, or uint64 hashes)."""
     if table.num_rows == 0:
         return
     if isinstance(keys, np.ndarray):
-        index = (keys % np.uint64(buckets)).astype(np.int64)
+        parts = bucket_positions(keys, buckets)
     else:
-        index = np.fromiter((bucket_of(k, buckets) for k in keys), np.int64, len(keys))
+        parts = _by_index(np.fromiter((bucket_of(k, buckets) for k in keys), np.int64, len(keys)))
+    for bucket, part in parts:
+        yield bucket, table.take(pa.array(part))
+
+
+def _by_index(index: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
     order = np.argsort(index, kind="stable")
-    sorted_index = index[order]
-    bounds = np.flatnonzero(np.diff(sorted_index)) + 1
-    for part in np.split(order, bounds):
-        yield int(index[part[0]]), table.take(pa.array(part))
+    for part in np.split(order, np.flatnonzero(np.diff(index[order])) + 1):
+        if len(part):
+            yield int(index[part[0]]), part

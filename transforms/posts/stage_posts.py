@@ -23,8 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from catalog.staging import StagedRows, staging_dir, write_staged
-from catalog.storage import is_local, join, open_url
+from catalog.staging import StagedRows, read_staged, staged_batches, staging_dir, write_staged
+from catalog.storage import open_url
 from schemas import POSTS
 from transforms.partitioning import split_partitions
 from transforms.posts.compliance import Event
@@ -131,28 +131,17 @@ def read_signatures(fs, root: str, keys: pa.Table) -> pa.FixedSizeListArray:
     """The signatures ``stage_chunk(minhash=True)`` staged for the posts of ``keys`` (its
     resolution keys, any subset in any order), in the order of ``keys``."""
     out = np.empty((keys.num_rows, SIGNATURE_SIZE), np.uint32)
-    if keys.num_rows:
-        files = pc.dictionary_encode(keys.column("_file")).combine_chunks()
-        sig_batch = keys.column("_sig_batch").to_numpy().astype(np.int64)
-        where = (files.indices.to_numpy().astype(np.int64) << 32) | sig_batch
-        order = np.argsort(where, kind="stable")
-        rows = keys.column("_sig_row").to_numpy()
-        for group in np.split(order, np.flatnonzero(np.diff(where[order])) + 1):
-            first = int(group[0])
-            path = files.dictionary[files.indices[first].as_py()].as_py()
-            path = join(root, path.removesuffix(".rows.arrow") + ".minhash.arrow")
-            batch = _read_batch(fs, path, int(where[first] & 0xFFFFFFFF))
-            out[group] = signature_matrix(batch)[rows[group]]
+    if keys.num_rows == 0:
+        return pa.FixedSizeListArray.from_arrays(pa.array(out.reshape(-1)), SIGNATURE_SIZE)
+    rows = keys.column("_sig_row").to_numpy()
+    batches = keys.column("_sig_batch").to_numpy()
+    for path, batch, group in staged_batches(keys.column("_file"), batches):
+        # read_staged maps a local file: only the pages of the rows taken are read (with
+        # --dedup-text, kept keys are grouped by text, and each group takes a few rows of
+        # every batch).
+        staged = StagedRows(path.removesuffix(".rows.arrow") + ".minhash.arrow", batch)
+        out[group] = signature_matrix(read_staged(fs, root, staged).column(0))[rows[group]]
     return pa.FixedSizeListArray.from_arrays(pa.array(out.reshape(-1)), SIGNATURE_SIZE)
-
-
-def _read_batch(fs, path: str, batch: int) -> pa.Array:
-    # On local disk, mapped: only the pages of the rows taken are read (with --dedup-text,
-    # kept keys are grouped by text, and each group takes a few rows of every batch).
-    if is_local(fs):
-        return pa.ipc.open_file(pa.memory_map(path)).get_batch(batch).column(0)
-    with fs.open(path, "rb") as f:
-        return pa.ipc.open_file(f).get_batch(batch).column(0)
 
 
 class _StageFn(beam.DoFn):
