@@ -58,13 +58,15 @@ def _stop(procs: list[subprocess.Popen]) -> None:
 
 
 @pytest.fixture(scope="module")
-def dask_cluster():
+def dask_cluster(tmp_path_factory):
     """A Dask scheduler and two single-threaded workers, on 127.0.0.1."""
     pytest.importorskip("distributed")
     from distributed import Client
 
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
+    # The scheduler picks its own port and writes its address to a file: a port picked here
+    # beforehand could be taken in between (once it was, and the client waited on whatever
+    # listened there until it timed out).
+    scheduler_file = str(tmp_path_factory.mktemp("dask") / "scheduler.json")
     scheduler = _start(
         [
             str(BIN / "dask"),
@@ -72,16 +74,19 @@ def dask_cluster():
             "--host",
             "127.0.0.1",
             "--port",
-            str(port),
+            "0",
             "--dashboard-address",
             "127.0.0.1:0",
+            "--scheduler-file",
+            scheduler_file,
         ]
     )
     workers = _start(
         [
             str(BIN / "dask"),
             "worker",
-            address,
+            "--scheduler-file",
+            scheduler_file,
             "--nworkers",
             "2",
             "--nthreads",
@@ -92,9 +97,9 @@ def dask_cluster():
         ]
     )
     try:
-        wait_for_port(port)
-        with Client(address, timeout=30) as client:
+        with Client(scheduler_file=scheduler_file, timeout=60) as client:
             client.wait_for_workers(2, timeout=60)
+            address = client.scheduler.address
         yield address
     finally:
         _stop([workers, scheduler])
