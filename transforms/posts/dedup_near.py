@@ -13,10 +13,10 @@ was staged, ``stage_posts.read_signatures``); they are staged once with it (``_m
     removed -> near_duplicates/<run_id>.parquet
 
 Every step but ``Choose`` runs per batch on any number of workers; ``Choose`` sees only the
-posts of candidate pairs and the list of copies. Signature keys, band rows and the members'
-signatures are written to the run's staging area (``catalog.staging``) by the step that makes
-them and read by the step that uses them: only references, pairs and copies cross Beam's data
-plane. Committed ``minhash/`` files are read where they are used, by path.
+posts of candidate pairs and the list of copies. Signature keys, band rows, pairs, copies and
+the members' signatures are written to the run's staging area (``catalog.staging``) by the step
+that makes them and read by the steps that use them: only references (and the sets of post
+keys that side inputs carry) cross Beam's data plane. Committed ``minhash/`` files are read where they are used, by path.
 """
 
 from __future__ import annotations
@@ -143,10 +143,25 @@ class _StageGroupsFn(_NearFn):
 
 
 class _ReadGroupFn(_NearFn):
-    """``(group, [StagedRows])`` (from ``_StageGroupsFn``, grouped) -> ``fn(tables)``."""
+    """``(group, [StagedRows])`` (from ``_StageGroupsFn``, grouped) -> ``fn(tables)``, a table
+    written to the run's staging area unless it is empty -> a ``StagedRows`` reference to it.
+
+    Pairs and copies are read by the one ``Choose`` step: as side inputs through Beam's state
+    API each was pickled, served by the runner and unpickled (~0.5 s of a serial step at 1 M
+    lines); staged, that step reads them from its own disk."""
+
+    def __init__(self, url, storage_options, run_id, kind):
+        super().__init__(url, storage_options)
+        self._run_id, self._kind = run_id, kind
 
     def process(self, kv, fn):
-        yield fn([read_staged(self._fs, self._root, ref) for ref in kv[1]])
+        table = fn([read_staged(self._fs, self._root, ref) for ref in kv[1]])
+        if table.num_rows == 0:
+            return
+        # Named after the group, so a retried bundle rewrites the same file.
+        path = f"{staging_dir(self._run_id)}/near/{self._kind}-{kv[0]}.arrow"
+        write_staged(self._fs, self._root, path, [table], compress=False)
+        yield StagedRows(path, 0)
 
 
 class _StageKeptFn(_NearFn):
@@ -166,8 +181,9 @@ class _StageKeptFn(_NearFn):
         yield StagedRows(path, 0)
 
 
-class _ReadKeptFn(_NearFn):
-    """A reference from ``_StageKeptFn`` -> ``fn(kept keys, *side inputs)``'s elements."""
+class _ReadStagedFn(_NearFn):
+    """A reference to staged rows (kept keys from ``_StageKeptFn``, pairs or copies from
+    ``_ReadGroupFn``) -> ``fn(rows, *side inputs)``'s elements."""
 
     def process(self, ref: StagedRows, fn, *side):
         yield from fn(read_staged(self._fs, self._root, ref), *side)
@@ -179,6 +195,9 @@ class _ChooseFn(_NearFn):
     ``(table, keys)``."""
 
     def process(self, _, pairs, members, copies, threshold: float, run_id: str):
+        pairs, copies = (
+            [read_staged(self._fs, self._root, r) for r in refs] for refs in (pairs, copies)
+        )
         tables = [read_staged(self._fs, self._root, ref) for _, ref in members]
         removed = choose_removals(pairs, tables, threshold, run_id)
         yield expand_removals(removed, copies, run_id), removed_keys(removed, tables, copies)
@@ -308,12 +327,12 @@ class DedupNear(beam.PTransform):
             )
             | "AllSignatureKeys" >> beam.Flatten()
             | "GroupBySignature" >> beam.GroupByKey()
-            | "Copies" >> beam.ParDo(_ReadGroupFn(url, so), split_copies)
-            | "SomeCopies" >> beam.Filter(lambda t: t.num_rows > 0)
+            | "Copies" >> beam.ParDo(_ReadGroupFn(url, so, run_id, "copies"), split_copies)
         )
         copy_posts = beam.pvalue.AsSingleton(
             copies
-            | "CopyPosts" >> beam.Map(lambda t: t.column("post").to_numpy())
+            | "CopyPosts"
+            >> beam.ParDo(_ReadStagedFn(url, so), lambda t: [t.column("post").to_numpy()])
             | "AllCopyPosts" >> beam.CombineGlobally(_UniquePosts())
         )
         pairs = (
@@ -342,19 +361,20 @@ class DedupNear(beam.PTransform):
             | "GroupByBand" >> beam.GroupByKey()
             | "Candidates"
             >> beam.ParDo(
-                _ReadGroupFn(url, so), lambda t: candidate_pairs(t, threshold=params.threshold)
+                _ReadGroupFn(url, so, run_id, "pairs"),
+                lambda t: candidate_pairs(t, threshold=params.threshold),
             )
-            | "SomePairs" >> beam.Filter(lambda t: t.num_rows > 0)
         )
         posts = beam.pvalue.AsSingleton(
             pairs
             # Each table's posts once, in parallel: a post is in several pairs, and the single
             # step that merges them sorts each post's key once per table, not once per pair.
             | "PairPosts"
-            >> beam.Map(
-                lambda t: unique_keys(
-                    np.concatenate([t.column(0).to_numpy(), t.column(1).to_numpy()])
-                )
+            >> beam.ParDo(
+                _ReadStagedFn(url, so),
+                lambda t: [
+                    unique_keys(np.concatenate([t.column(0).to_numpy(), t.column(1).to_numpy()]))
+                ],
             )
             | "AllPairPosts" >> beam.CombineGlobally(_UniquePosts())
         )
@@ -397,7 +417,7 @@ class DedupNear(beam.PTransform):
             | "ReshuffleForDrop" >> beam.Reshuffle()
             | "DropNear"
             >> beam.ParDo(
-                _ReadKeptFn(url, so),
+                _ReadStagedFn(url, so),
                 lambda t, r: [_drop(t, r)],
                 beam.pvalue.AsSingleton(removed | "RemovedPosts" >> beam.Map(lambda r: r[1])),
             )
