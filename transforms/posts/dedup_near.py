@@ -29,6 +29,7 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from catalog.parquet import read_parquet
@@ -217,7 +218,8 @@ class _WriteNearFn(beam.DoFn):
 
 def _name(kept: pa.Table) -> str:
     # The kept keys of one bucket: their smallest post id names them, the same on a retry.
-    first = min(kept.column("post_id").to_pylist())
+    # (Arrow compares UTF-8 bytes, which order as the code points Python's min compares.)
+    first = pc.min(kept.column("post_id")).as_py()
     return hashlib.sha256(first.encode()).hexdigest()[:16]
 
 
