@@ -613,3 +613,28 @@ def test_pairs_left_out_by_their_low_bits_could_never_be_verified():
     for a, b in left_out:
         assert estimated_jaccard(sig[row_of[a]], sig[row_of[b]]) < 0.8
     assert any(estimated_jaccard(sig[row_of[a]], sig[row_of[b]]) >= 0.8 for a, b in as_set(kept))
+
+
+def test_a_small_signature_cache_forgets_old_texts_and_stays_small():
+    # Far more texts than the ring holds, some coming back: every signature is still the
+    # signer's, and the dict that finds slots is rebuilt instead of growing with every text.
+    rng = np.random.default_rng(3)
+    cache = SignatureCache(size=4)
+    truth = {}
+
+    def sign_of(hashes):
+        def sign(which):
+            return np.stack(
+                [
+                    truth.setdefault(int(h), rng.integers(0, 2**32, 64, np.uint32))
+                    for h in hashes[which]
+                ]
+            )
+
+        return sign
+
+    for _ in range(50):
+        hashes = np.unique(rng.integers(1, 40, 6).astype(np.uint64))
+        got = cache.signatures(hashes, sign_of(hashes))
+        np.testing.assert_array_equal(got, np.stack([truth[int(h)] for h in hashes]))
+        assert len(cache._slot) <= 2 * 8 + len(hashes)

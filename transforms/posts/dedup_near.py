@@ -16,7 +16,8 @@ Every step but ``Choose`` runs per batch on any number of workers; ``Choose`` se
 posts of candidate pairs and the list of copies. Signature keys, band rows, pairs, copies and
 the members' signatures are written to the run's staging area (``catalog.staging``) by the step
 that makes them and read by the steps that use them: only references (and the sets of post
-keys that side inputs carry) cross Beam's data plane. Committed ``minhash/`` files are read where they are used, by path.
+keys that side inputs carry) cross Beam's data plane. Committed ``minhash/`` files are read
+where they are used, by path.
 """
 
 from __future__ import annotations
@@ -148,8 +149,8 @@ class _ReadGroupFn(_NearFn):
     written to the run's staging area unless it is empty -> a ``StagedRows`` reference to it.
 
     Pairs and copies are read by the one ``Choose`` step: as side inputs through Beam's state
-    API each was pickled, served by the runner and unpickled (~0.5 s of a serial step at 1 M
-    lines); staged, that step reads them from its own disk."""
+    API each was pickled, served by the runner and unpickled (0.6-0.8 s of a serial step at
+    1 M lines); staged, that step reads them from its own disk."""
 
     def __init__(self, url, storage_options, run_id, kind):
         super().__init__(url, storage_options)
