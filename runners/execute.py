@@ -154,7 +154,9 @@ def _worker_output_to_log(run_id: str) -> Iterator[str | None]:
     Workers inherit file descriptor 2; this process keeps writing to the terminal through a
     duplicate of it. With ``-v`` (INFO logging) nothing is redirected. On failure the log's
     path is logged, so nothing a worker said is lost; a run that succeeds removes it (a
-    scheduled tick a minute would otherwise leave a file a minute in the temp directory).
+    scheduled tick a minute would otherwise leave a file a minute in the temp directory), and
+    so does a run that fails before any worker said anything (most user errors): an empty log
+    is neither kept nor named.
     """
     if logging.getLogger().isEnabledFor(logging.INFO):
         yield None
@@ -167,21 +169,23 @@ def _worker_output_to_log(run_id: str) -> Iterator[str | None]:
     with open(path, "ab") as sink:
         os.dup2(sink.fileno(), 2)
     sys.stderr = terminal
-    succeeded = False
+    keep = False
     try:
         yield path
-        succeeded = True
     except RecordsLost:
-        raise  # its one line names the log
+        keep = True  # its one line names the log
+        raise
     except BaseException:
-        print(f"shardsmith: worker output is in {path}", file=terminal)
+        keep = os.path.getsize(path) > 0
+        if keep:
+            print(f"shardsmith: worker output is in {path}", file=terminal)
         raise
     finally:
         sys.stderr = previous
         os.dup2(saved, 2)
         os.close(saved)
         terminal.close()
-        if succeeded:
+        if not keep:
             os.unlink(path)
 
 

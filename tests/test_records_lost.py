@@ -3,6 +3,7 @@ commits nothing."""
 
 from __future__ import annotations
 
+import os
 import tempfile
 
 import apache_beam as beam
@@ -69,3 +70,32 @@ def test_the_worker_log_stays_when_a_run_fails_and_goes_when_it_succeeds(tmp_pat
     assert len(kept) == 1 and str(logs / kept[0]) in str(caught.value)
     run(3)
     assert sorted(p.name for p in logs.iterdir()) == kept  # the failed run's only
+
+
+@pytest.mark.parametrize("said", [b"", b"a worker's last words\n"], ids=["silent", "said"])
+def test_a_failed_run_names_its_worker_log_only_when_it_holds_something(
+    tmp_path, monkeypatch, capfd, said
+):
+    logs = tmp_path / "tmp"
+    logs.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(logs))
+    url = str(tmp_path / "posts")
+    Dataset.create(url, "posts")
+
+    def fail(_):
+        os.write(2, said)  # in process, descriptor 2 is the worker log
+        raise ValueError("a step failed")
+
+    def build(p):
+        return p | beam.Create([1]) | beam.Map(fail)
+
+    options = beam_options("local", 1, ["--direct_running_mode=in_memory"])
+    with pytest.raises(ValueError, match="a step failed"):
+        run_pipeline(build, options, dataset=url, run_id=new_run_id(), base_version=0)
+    kept = list(logs.iterdir())
+    if said:
+        assert len(kept) == 1 and kept[0].read_bytes() == said
+        assert f"worker output is in {kept[0]}" in capfd.readouterr().err
+    else:
+        assert kept == []  # an empty log tells nothing: removed, not named
+        assert "worker output is in" not in capfd.readouterr().err
