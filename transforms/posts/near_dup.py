@@ -262,7 +262,6 @@ class SignatureCache:
             raise ValueError(f"size={size}: expected >= 1")
         self._rows = np.empty((2 * size, SIGNATURE_SIZE), np.uint32)
         self._owner = np.zeros(2 * size, np.uint64)  # the text hash each slot holds
-        self._filled = np.zeros(2 * size, bool)
         self._slot: dict[int, int] = {}
         self._next = 0
 
@@ -273,7 +272,7 @@ class SignatureCache:
         slot = np.fromiter(map(self._slot.get, hashes.tolist(), repeat(-1)), np.int64, len(hashes))
         hit = slot >= 0
         # A slot given to another text since holds that text's signature now.
-        hit[hit] = self._filled[slot[hit]] & (self._owner[slot[hit]] == hashes[hit])
+        hit[hit] = self._owner[slot[hit]] == hashes[hit]
         out = np.empty((len(hashes), SIGNATURE_SIZE), np.uint32)
         out[hit] = self._rows[slot[hit]]
         missing = np.flatnonzero(~hit)
@@ -287,11 +286,11 @@ class SignatureCache:
         hashes, signed = hashes[-n:], signed[-n:]  # more than the ring holds: the last ones
         slots = (self._next + np.arange(len(hashes))) % n
         self._next = int(slots[-1] + 1) % n
-        self._rows[slots], self._owner[slots], self._filled[slots] = signed, hashes, True
+        self._rows[slots], self._owner[slots] = signed, hashes
         if len(self._slot) > 2 * n:
             # Texts whose slots were reused: forget them (the dict would grow without end).
-            held = np.flatnonzero(self._filled)
-            self._slot = dict(zip(self._owner[held].tolist(), held.tolist(), strict=True))
+            # More than 2n texts were stored, so the ring has come round: every slot holds one.
+            self._slot = dict(zip(self._owner.tolist(), range(n), strict=True))
         self._slot.update(zip(hashes.tolist(), slots.tolist(), strict=True))
 
 
