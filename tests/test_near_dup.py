@@ -26,6 +26,7 @@ from runners.options import beam_options
 from schemas import MINHASH_SCHEMA, NEAR_DUPLICATES_SCHEMA
 from schemas.errors import UserError
 from schemas.near_dup import SIGNATURE_TYPE
+from transforms.posts import minhash
 from transforms.posts.minhash import (
     SIGNATURE_SIZE,
     band_keys,
@@ -107,6 +108,45 @@ def test_signatures_estimate_jaccard_and_do_not_depend_on_the_batch():
     alone = signatures([pairs[5][1]])
     assert (alone[0] == sig[11]).all()
     assert (signatures([t for p in pairs for t in p], chunk=64) == sig).all()
+
+
+def _reference_signature(text: str | None) -> list[int]:
+    """The scheme of ``minhash`` (oph64-v1) for one text, in plain Python integers."""
+    mask = 2**64 - 1
+    codes = [ord(c) + 1 for c in (dedup_form(text) if text else "")]
+    windows = [codes[i : i + 5] for i in range(len(codes) - 4)] or ([codes] if codes else [])
+    bins: dict[int, int] = {}
+    for window in windows:
+        h = 0
+        for c in window:
+            h = ((h ^ c) * int(minhash._POLY)) & mask
+        h ^= h >> 30
+        h = (h * int(minhash._MIX1)) & mask
+        h ^= h >> 27
+        h = (h * int(minhash._MIX2)) & mask
+        h ^= h >> 31
+        value = min((h >> 26) & 0xFFFFFFFF, 0xFFFFFFFE)
+        bins[h >> 58] = min(bins.get(h >> 58, value), value)
+    if not bins:
+        return [0xFFFFFFFF] * SIGNATURE_SIZE
+    # an empty bin copies the first filled one in its own probe order
+    return [
+        bins[j] if j in bins else next(bins[b] for b in minhash._PROBE[j] if b in bins)
+        for j in range(SIGNATURE_SIZE)
+    ]
+
+
+def test_signatures_are_the_scheme_computed_one_text_at_a_time():
+    # Committed signatures are reused by later runs: the vectorized code must keep computing
+    # exactly this, whatever the chunking, the mix of lengths or the characters.
+    rng = random.Random(12)
+    vocab = [*_words(rng, 200), "héllo", "日本語", "🙂🙂", "RT @x:", "https://t.co/ab"]
+    texts = [_text(rng, vocab, rng.randint(1, 30)) for _ in range(150)]
+    texts += ["", None, "a", "abcd", "abcde", "  ", "ÅNGSTRÖM", "😀"]
+    rng.shuffle(texts)
+    expected = np.array([_reference_signature(t) for t in texts], np.uint32)
+    for chunk in (1, 50, 1 << 15):
+        np.testing.assert_array_equal(signatures(texts, chunk=chunk), expected)
 
 
 def test_short_texts_fill_every_bin_and_equal_texts_equal_signatures():
