@@ -42,7 +42,9 @@ from transforms.posts.near_dup import (
     choose_removals,
     copy_rows,
     expand_removals,
+    low_bits,
     member_rows,
+    members_of,
     post_keys,
     removed_keys,
     signature_column,
@@ -653,6 +655,31 @@ def test_pairs_left_out_by_their_low_bits_could_never_be_verified():
     for a, b in left_out:
         assert estimated_jaccard(sig[row_of[a]], sig[row_of[b]]) < 0.8
     assert any(estimated_jaccard(sig[row_of[a]], sig[row_of[b]]) >= 0.8 for a, b in as_set(kept))
+
+
+def test_low_bits_are_bits_0_and_1_of_every_value():
+    sig = np.random.default_rng(5).integers(0, 2**32, (7, SIGNATURE_SIZE), np.uint32)
+    low0, low1 = low_bits(sig)
+    for row in range(len(sig)):
+        for value in range(SIGNATURE_SIZE):
+            assert (int(low0[row]) >> value) & 1 == int(sig[row, value]) & 1
+            assert (int(low1[row]) >> value) & 1 == (int(sig[row, value]) >> 1) & 1
+
+
+def test_members_of_finds_each_key_wherever_it_is():
+    rng = np.random.default_rng(8)
+    known = np.unique(rng.integers(1, 2**64 - 1, 500, np.uint64, endpoint=True))
+    # keys in no order: members, absent keys below, between and above the known ones, repeats
+    ends = np.array([0, 2**64 - 1], np.uint64)
+    asked = np.concatenate(
+        [known[::3], rng.integers(1, 2**64 - 1, 300, np.uint64), ends, known[:5]]
+    )
+    assert asked.dtype == np.uint64
+    rng.shuffle(asked)
+    expected = np.array([int(k) in set(known.tolist()) for k in asked])
+    np.testing.assert_array_equal(members_of(asked, known), expected)
+    assert members_of(asked, known).sum() >= len(known[::3])
+    assert not members_of(asked, np.empty(0, np.uint64)).any()
 
 
 def test_a_small_signature_cache_forgets_old_texts_and_stays_small():
