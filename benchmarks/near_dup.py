@@ -21,8 +21,9 @@ Measured in one run:
   and cluster agreement (pairs in one cluster in both / in either; the removed sets);
 * cost: ``shardsmith ingest posts`` of ``--cost-lines`` realistic twarc2 lines
   (``transforms.samples.firehose``) with and without ``--dedup-near 0.8``, same files, one
-  after the other, ``--cost-pairs`` times; the median counts (target: at most +30% at 1 M
-  lines).
+  after the other, ``--cost-pairs`` times, the input read once before each pair so that both
+  runs read it from the page cache (``_page_cache``); the median counts (target: at most +30%
+  at 1 M lines).
 
     python benchmarks/near_dup.py [--posts 20000] [--cost-lines 1000000] [--cost-pairs 3]
         [--data DIR]
@@ -46,6 +47,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
+from _page_cache import warm
 from _peers import DATATROVE, run_datatrove
 
 from catalog import Dataset
@@ -422,6 +424,7 @@ def main() -> None:
             # still varied from +19% to +36% (other processes, the page cache, the CPU's clock).
             ratios = []
             for _ in range(args.cost_pairs):
+                warm(files)  # each pair reads the input from the page cache (``_page_cache``)
                 t_off, r_off = ingest(data, tmp / "cost")
                 t_on, r_on = ingest(data, tmp / "cost", "--dedup-near", "0.8")
                 ratios.append(t_on / t_off - 1)
