@@ -33,6 +33,7 @@ from transforms.posts.minhash import (
     candidate_probability,
     estimated_jaccard,
     lsh_params,
+    signature_keys,
     signatures,
 )
 from transforms.posts.near_dup import (
@@ -52,6 +53,7 @@ from transforms.posts.near_dup import (
     split_copies,
 )
 from transforms.posts.parse_posts import ParsedChunk
+from transforms.posts.rows import bucket_positions
 from transforms.posts.stage_posts import read_signatures, stage_chunk
 from transforms.posts.text import dedup_form, dedup_hash
 
@@ -655,6 +657,17 @@ def test_pairs_left_out_by_their_low_bits_could_never_be_verified():
     for a, b in left_out:
         assert estimated_jaccard(sig[row_of[a]], sig[row_of[b]]) < 0.8
     assert any(estimated_jaccard(sig[row_of[a]], sig[row_of[b]]) >= 0.8 for a, b in as_set(kept))
+
+
+def test_band_and_signature_keys_reach_every_group():
+    # Steps split keys into groups by ``key % buckets``: a bit fixed in every key (odd keys)
+    # would leave half of the groups without work.
+    rng = random.Random(4)
+    vocab = _words(rng, 500)
+    sig = signatures([_text(rng, vocab, 20) for _ in range(500)])
+    for keys in (band_keys(sig, lsh_params(0.8)).reshape(-1), signature_keys(sig)):
+        assert keys.all()  # 0 means "no key"
+        assert {bucket for bucket, _ in bucket_positions(keys, 24)} == set(range(24))
 
 
 def test_low_bits_are_bits_0_and_1_of_every_value():

@@ -79,6 +79,12 @@ def _fmix64(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> _U64(31))
 
 
+def _nonzero(keys: np.ndarray) -> np.ndarray:
+    """``keys`` with 0 (which marks "no key") made 1. Not ``keys | 1``: ``near_dup`` splits keys
+    into groups by ``key % buckets``, and keys that are all odd left every even group empty."""
+    return np.maximum(keys, _U64(1))
+
+
 def _shingle_hashes(forms: Sequence[str], lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(64-bit hashes of every shingle of every form, in order; the form each belongs to).
     ``lengths``: each form's length."""
@@ -230,7 +236,7 @@ def band_keys(sig: np.ndarray, params: LshParams) -> np.ndarray:
         # One band widened at a time: widening the whole signature first cost 4x as much.
         h = sig[:, band * r : (band + 1) * r].astype(np.uint64) @ _MULT[:r]
         h += _BAND_SEEDS[band]
-        keys[:, band] = _fmix64(h) | _U64(1)  # never 0: 0 marks "no key"
+        keys[:, band] = _nonzero(_fmix64(h))
     keys[(sig == _EMPTY).all(axis=1)] = 0
     return keys
 
@@ -244,6 +250,6 @@ def signature_keys(sig: np.ndarray) -> np.ndarray:
     # matmul, then finalized. Keys are never stored: only this run compares them.
     h = sig.view(np.uint64) @ _MULT[: SIGNATURE_SIZE // 2]
     h += _BAND_SEEDS[-1]
-    keys = _fmix64(h) | _U64(1)
+    keys = _nonzero(_fmix64(h))
     keys[(sig == _EMPTY).all(axis=1)] = 0
     return keys
