@@ -98,7 +98,8 @@ def _shingle_hashes(forms: Sequence[str], lengths: np.ndarray) -> tuple[np.ndarr
     for k in range(SHINGLE):
         h ^= padded[k : k + n]
         h *= _POLY
-    text_starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    ends = np.cumsum(lengths)
+    text_starts = ends - lengths
     counts = np.where(lengths >= SHINGLE, lengths - SHINGLE + 1, np.minimum(lengths, 1))
     short = (lengths > 0) & (lengths < SHINGLE)
     if short.any():
@@ -111,7 +112,6 @@ def _shingle_hashes(forms: Sequence[str], lengths: np.ndarray) -> tuple[np.ndarr
             h[a] = v[0]
     # A form's windows are the positions of its first ``counts`` characters: its last few
     # (at most SHINGLE - 1) are marked off, and one boolean pass keeps the rest, in order.
-    ends = text_starts + lengths
     tail = lengths - counts
     window = np.ones(n, bool)
     for k in range(1, SHINGLE):
