@@ -695,15 +695,17 @@ def test_members_of_finds_each_key_wherever_it_is():
     assert not members_of(asked, np.empty(0, np.uint64)).any()
 
 
-def test_a_small_signature_cache_forgets_old_texts_and_stays_small():
-    # Far more texts than the ring holds, some coming back: every signature is still the
-    # signer's, and the dict that finds slots is rebuilt instead of growing with every text.
+def test_a_small_signature_cache_forgets_old_texts_and_remembers_recent_ones():
+    # Far more texts than its four slots hold, some coming back, several sharing a slot in one
+    # call: every signature is still the signer's, and a text just signed is not signed again.
     rng = np.random.default_rng(3)
     cache = SignatureCache(size=4)
     truth = {}
+    signed = []
 
     def sign_of(hashes):
         def sign(which):
+            signed.extend(hashes[which].tolist())
             return np.stack(
                 [
                     truth.setdefault(int(h), rng.integers(0, 2**32, 64, np.uint32))
@@ -714,7 +716,14 @@ def test_a_small_signature_cache_forgets_old_texts_and_stays_small():
         return sign
 
     for _ in range(50):
-        hashes = np.unique(rng.integers(1, 40, 6).astype(np.uint64))
+        hashes = np.unique(rng.integers(0, 40, 6).astype(np.uint64))
         got = cache.signatures(hashes, sign_of(hashes))
         np.testing.assert_array_equal(got, np.stack([truth[int(h)] for h in hashes]))
-        assert len(cache._slot) <= 2 * 8 + len(hashes)
+        del signed[:]
+        again = cache.signatures(hashes, sign_of(hashes))
+        np.testing.assert_array_equal(again, got)
+        # One text per slot is remembered: the others of a slot are signed again.
+        assert len(signed) == len(hashes) - len({int(h) % 4 for h in hashes})
+        del signed[:]
+    with pytest.raises(ValueError, match="power of two"):
+        SignatureCache(size=6)
