@@ -15,9 +15,9 @@ was staged, ``stage_posts.read_signatures``); they are staged once with it (``_m
 Every step but ``Choose`` runs per batch on any number of workers; ``Choose`` sees only the
 posts of candidate pairs and the list of copies. Signature keys, band rows, pairs, copies and
 the members' signatures are written to the run's staging area (``catalog.staging``) by the step
-that makes them and read by the steps that use them: only references (and the sets of post
-keys that side inputs carry) cross Beam's data plane. Committed ``minhash/`` files are read
-where they are used, by path.
+that makes them and read by the steps that use them: only references cross Beam's data plane
+(a step that needs the posts of every copy or pair reads those tables itself). Committed
+``minhash/`` files are read where they are used, by path.
 """
 
 from __future__ import annotations
@@ -124,13 +124,20 @@ class _StageGroupsFn(_NearFn):
 
     Band rows, signature keys and member signatures are most of what ``--dedup-near`` moves
     (ten band rows a post at 0.8): through Beam's data plane each was pickled, copied into the
-    runner and out again; staged, a few bytes a group move instead."""
+    runner and out again; staged, a few bytes a group move instead.
 
-    def __init__(self, url, storage_options, run_id, kind):
+    With ``post_columns``, the one side input is a list of references to staged tables (copies,
+    pairs), and ``fn`` gets the sorted distinct post keys of those columns instead: read here,
+    once per worker, not merged by a global combine (three more stages of the local runner)."""
+
+    def __init__(self, url, storage_options, run_id, kind, post_columns=()):
         super().__init__(url, storage_options)
-        self._run_id, self._kind = run_id, kind
+        self._run_id, self._kind, self._post_columns = run_id, kind, post_columns
+        self._posts_read = (None, None)  # (the references, their post keys)
 
     def process(self, element: StagedRows | str, removals: Removals, fn, *side):
+        if self._post_columns:
+            side = [self._posts(side[0])]
         groups = [(g, t) for g, t in fn(self._rows(element, removals), *side) if t.num_rows]
         if not groups:
             return
@@ -142,6 +149,17 @@ class _StageGroupsFn(_NearFn):
         write_staged(self._fs, self._root, path, [t for _, t in groups], compress=False)
         for i, (group, _) in enumerate(groups):
             yield group, StagedRows(path, i)
+
+    def _posts(self, refs: Sequence[StagedRows]) -> np.ndarray:
+        """The sorted distinct post keys in ``post_columns`` of the staged tables ``refs``."""
+        names = sorted((r.path, r.batch) for r in refs)
+        if self._posts_read[0] != names:
+            keys = [np.empty(0, np.uint64)]
+            for ref in refs:
+                table = read_staged(self._fs, self._root, ref)
+                keys += [table.column(c).to_numpy() for c in self._post_columns]
+            self._posts_read = (names, unique_keys(np.concatenate(keys)))
+        return self._posts_read[1]
 
 
 class _ReadGroupFn(_NearFn):
@@ -301,8 +319,8 @@ class DedupNear(beam.PTransform):
         params, buckets, run_id = self._params, self._buckets, self._run_id
         url, so, files = self._url, self._storage_options, self._committed
 
-        def stage(kind):
-            return _StageGroupsFn(url, so, run_id, kind)
+        def stage(kind, post_columns=()):
+            return _StageGroupsFn(url, so, run_id, kind, post_columns)
 
         # The kept keys go to the staging area once; references to them move on. Each step
         # that reads them with a side input computed from them starts after its own
@@ -332,24 +350,18 @@ class DedupNear(beam.PTransform):
             | "GroupBySignature" >> beam.GroupByKey()
             | "Copies" >> beam.ParDo(_ReadGroupFn(url, so, run_id, "copies"), split_copies)
         )
-        copy_posts = beam.pvalue.AsSingleton(
-            copies
-            | "CopyPosts"
-            >> beam.ParDo(_ReadStagedFn(url, so), lambda t: [t.column("post").to_numpy()])
-            | "AllCopyPosts" >> beam.CombineGlobally(_UniquePosts())
-        )
         pairs = (
             (
                 refs
                 | "ReshuffleForBands" >> beam.Reshuffle()
                 | "NewBands"
                 >> beam.ParDo(
-                    stage("bands-new"),
+                    stage("bands-new", post_columns=("post",)),
                     removals,
                     lambda t, skip: band_rows(
                         t, "_minhash", params, new=True, buckets=buckets, skip=skip
                     ),
-                    copy_posts,
+                    beam.pvalue.AsList(copies),
                 ),
                 p
                 | "ListCommittedForBands" >> beam.Create(files)
@@ -368,38 +380,25 @@ class DedupNear(beam.PTransform):
                 lambda t: candidate_pairs(t, threshold=params.threshold),
             )
         )
-        posts = beam.pvalue.AsSingleton(
-            pairs
-            # Each table's posts once, in parallel: a post is in several pairs, and the single
-            # step that merges them sorts each post's key once per table, not once per pair.
-            | "PairPosts"
-            >> beam.ParDo(
-                _ReadStagedFn(url, so),
-                lambda t: [
-                    unique_keys(np.concatenate([t.column(0).to_numpy(), t.column(1).to_numpy()]))
-                ],
-            )
-            | "AllPairPosts" >> beam.CombineGlobally(_UniquePosts())
-        )
         # The signatures of the posts of some pair, staged: references go to Choose.
         members = (
             refs
             | "ReshuffleForMembers" >> beam.Reshuffle()
             | "NewMembers"
             >> beam.ParDo(
-                stage("members-new"),
+                stage("members-new", post_columns=("a", "b")),
                 removals,
                 lambda t, m: [(0, member_rows(t, "_minhash", m, new=True))],
-                posts,
+                beam.pvalue.AsList(pairs),
             ),
             p
             | "ListCommittedForMembers" >> beam.Create(files)
             | "CommittedMembers"
             >> beam.ParDo(
-                stage("members-old"),
+                stage("members-old", post_columns=("a", "b")),
                 removals,
                 lambda t, m: [(0, member_rows(t, "minhash", m, new=False))],
-                posts,
+                beam.pvalue.AsList(pairs),
             ),
         ) | "AllMembers" >> beam.Flatten()
         removed = (
@@ -437,22 +436,3 @@ class DedupNear(beam.PTransform):
             "tallies": dropped | "NearCounts" >> beam.Map(lambda d: d[1]),
             "side_files": side_files,
         }
-
-
-class _UniquePosts(beam.CombineFn):
-    """The sorted distinct post keys of every candidate pair."""
-
-    def create_accumulator(self):
-        return []
-
-    def add_input(self, acc, keys):
-        acc.append(keys)
-        return acc
-
-    def merge_accumulators(self, accs):
-        return [np.concatenate([np.empty(0, np.uint64), *(k for acc in accs for k in acc)])]
-
-    def extract_output(self, acc):
-        if not acc:
-            return np.empty(0, np.uint64)
-        return unique_keys(np.concatenate([np.empty(0, np.uint64), *acc]))
