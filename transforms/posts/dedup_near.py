@@ -131,7 +131,8 @@ class _StageGroupsFn(_NearFn):
 
     With ``post_columns``, the one side input is a list of references to staged tables (copies,
     pairs), and ``fn`` gets the sorted distinct post keys of those columns instead: read here,
-    once per worker, not merged by a global combine (three more stages of the local runner)."""
+    once per worker, not merged by a global combine (more stages, each a barrier, on the local
+    runner)."""
 
     def __init__(self, url, storage_options, run_id, kind, post_columns=()):
         super().__init__(url, storage_options)
@@ -280,9 +281,9 @@ class DedupNear(beam.PTransform):
 
     Input: ``{"kept": tables of kept resolution keys of posts ``StagePosts(minhash=True)``
     staged (with their signatures), "removals": one ``Removals``}``. Output: ``{"kept": the
-    kept keys without the removed posts (nor the columns only resolving reads), "tallies": ``{"deduplicated:near_duplicate": n}``
-    dicts, "side_files": ``FileEntry`` s of the ``minhash/`` and ``near_duplicates/`` files
-    written}``.
+    kept keys without the removed posts (nor the columns only resolving reads), "tallies":
+    ``{"deduplicated:near_duplicate": n}`` dicts, "side_files": ``FileEntry`` s of the
+    ``minhash/`` and ``near_duplicates/`` files written}``.
 
     Example::
 
