@@ -90,6 +90,53 @@ def test_rolling_writer_respects_row_group_and_file_size(tmp_path):
     assert rows.column("created_at").to_pylist() == sorted(rows.column("created_at").to_pylist())
 
 
+def _tied_parts() -> list[pa.Table]:
+    """Five parts whose posts share one time and the same ids: ties everywhere, told apart
+    by ``like_count`` (the part's number)."""
+    likes = POSTS.schema.get_field_index("like_count")
+    return [
+        posts_table(2_000, "p", step_hours=0).set_column(
+            likes, "like_count", pa.array([k] * 2_000, pa.int64())
+        )
+        for k in range(5)
+    ]
+
+
+def test_rolling_writer_sorts_as_sort_by_holding_the_rows_once(tmp_path):
+    """A row group is sorted column by column: the same rows in the same order as
+    ``Table.sort_by`` (stable: ties keep their order), with no second copy of every column."""
+    import fsspec
+
+    default = pa.default_memory_pool()
+    pool = pa.proxy_memory_pool(default)  # counts what the rows and their sort allocate
+    pa.set_memory_pool(pool)
+    try:
+        parts = _tied_parts()
+        size = pool.bytes_allocated()
+        writer = RollingParquetWriter(
+            fsspec.filesystem("file"),
+            str(tmp_path),
+            "data",
+            lambda i: f"r-{i:05d}.parquet",
+            POSTS.schema,
+            sort_by=("created_at", "post_id"),
+        )
+        for part in parts:
+            writer.write(part)
+        del parts, part
+        (entry,) = writer.close()
+        extra = pool.max_memory() - size
+    finally:
+        pa.set_memory_pool(default)
+    want = pa.concat_tables(_tied_parts()).sort_by(
+        [("created_at", "ascending"), ("post_id", "ascending")]
+    )
+    assert pq.read_table(tmp_path / entry.path).equals(want)
+    # Table.sort_by holds every column twice (extra >= size); column by column, only the
+    # largest column (text) and the sort order are held twice.
+    assert size > 1_000_000 and extra < 0.6 * size, (extra, size)
+
+
 def test_rejects_and_tallies_make_the_report(tmp_path):
     url = str(tmp_path / "posts")
     rejects = [

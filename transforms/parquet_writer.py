@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 
@@ -126,10 +127,8 @@ class RollingParquetWriter:
     def _flush_row_group(self) -> None:
         if not self._buffer:
             return
-        table = pa.concat_tables(self._buffer)
-        self._buffer, self._buffered_rows, self._buffered_bytes = [], 0, 0
-        if self._sort_by:
-            table = table.sort_by([(c, "ascending") for c in self._sort_by])
+        table = _combine(self._buffer, self._sort_by)  # empties the buffer
+        self._buffered_rows, self._buffered_bytes = 0, 0
         # A row group never exceeds the limits, even when one input table did.
         step = self._rg_rows
         if table.nbytes > self._rg_bytes:
@@ -173,3 +172,24 @@ class RollingParquetWriter:
         )
         self._writer = None
         self._sink = None
+
+
+def _combine(tables: list[pa.Table], sort_by: tuple[str, ...]) -> pa.Table:
+    """``tables`` as one table (the list is emptied), its rows sorted by ``sort_by`` (ascending,
+    stable, nulls last: as ``Table.sort_by``).
+
+    Sorted column by column, each column's sorted copy taking the place of the column it was
+    made from: a row group is held once and one column more while it is sorted, not twice
+    (``Table.sort_by`` copies every column before any is freed). At 1 M posts that was a
+    writer's peak: 33 MiB of rows to sort raised its RSS by 60 MiB.
+    """
+    table = pa.concat_tables(tables)
+    tables.clear()
+    if not sort_by:
+        return table
+    order = pc.sort_indices(table, sort_keys=[(name, "ascending") for name in sort_by])
+    schema, columns = table.schema, table.columns
+    del table  # the list of columns holds the only references to the unsorted rows now
+    for i, column in enumerate(columns):
+        columns[i] = column.take(order)
+    return pa.Table.from_arrays(columns, schema=schema)
