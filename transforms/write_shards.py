@@ -113,7 +113,9 @@ class _WriteGroupFn(beam.DoFn):
                 staged.append(table)
             else:
                 self._write(out, table, reasons)
-        for table in read_ahead(merge_staged(staged), self._read):
+        # One batch read ahead keeps reading beside writing (a row group's write takes longer
+        # than the reads that fill it); a second held one staged batch more in every writer.
+        for table in read_ahead(merge_staged(staged), self._read, depth=1):
             self._write(out, table, reasons)
         for entry in out.close():
             yield WrittenFile(entry, tuple(sorted(reasons.items())) if self._rejects else ())
