@@ -50,6 +50,13 @@ def test_scrub_pii_replaces_emails_and_phones_only():
         == "mail <email> or <phone>, see https://t.co/x/2122123097065660416 at 10:30 on 2026-11-20"
     )
     assert n == 2
+    # An address inside a link stays, as do the link's digits; one outside goes, and the link
+    # after it (moved by the replacement) still keeps its digits.
+    kept = "https://x.com/u?to=jane@example.com&id=4155550142 or call"
+    assert scrub_pii(kept) == (kept, 0)
+    moved = "jane@example.com https://x.com/4155550142 +1 415 555 0142"
+    assert scrub_pii(moved) == ("<email> https://x.com/4155550142 <phone>", 2)
+    assert scrub_pii("no contact here, 12 items") == ("no contact here, 12 items", 0)
 
 
 def test_dedup_hash_ignores_repost_prefix_links_case_and_spacing():
