@@ -55,14 +55,15 @@ from transforms.posts.near_dup import (
     with_post_keys,
 )
 from transforms.posts.removals import Removals
+from transforms.posts.resolve import TIE_BREAK_COLUMNS
 from transforms.posts.stage_posts import read_signatures
 
 __all__ = ["DedupNear", "check_signature_files", "write_side_file"]
 
 _COUNT = "deduplicated:near_duplicate"
-# Columns of the kept keys that nothing after resolving reads: the tie-breaks of resolving and
-# where ``stage_posts`` staged the signatures.
-_RESOLVED_ONLY = ("source_uri", "source_line", "text_hash", "score", "_sig_batch", "_sig_row")
+# Columns of the kept keys that nothing after this step reads: the tie-breaks of resolving, the
+# text hash (read by --dedup-text, before) and where ``stage_posts`` staged the signatures.
+_RESOLVED_ONLY = (*TIE_BREAK_COLUMNS, "text_hash", "_sig_batch", "_sig_row")
 
 
 def write_side_file(fs, root: str, path: str, table: pa.Table) -> FileEntry:

@@ -20,6 +20,7 @@ from transforms.posts.rows import COLUMN, edit_root_array
 __all__ = [
     "COMMITTED_KEY_COLUMNS",
     "RESOLVE_KEY_COLUMNS",
+    "TIE_BREAK_COLUMNS",
     "Resolution",
     "dedup_text",
     "resolution_keys",
@@ -40,6 +41,9 @@ RESOLVE_KEY_COLUMNS = [
     "source_line",
     "text_hash",
 ]
+# The kept keys' columns that only resolving reads (its tie-breaks): the steps after it
+# (``--dedup-text``, ``--dedup-near``, the references to staged rows) leave them behind.
+TIE_BREAK_COLUMNS = ("source_uri", "source_line", "score")
 
 
 @dataclass

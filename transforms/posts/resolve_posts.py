@@ -24,6 +24,7 @@ from transforms.posts.removals import (
 )
 from transforms.posts.resolve import (
     COMMITTED_KEY_COLUMNS,
+    TIE_BREAK_COLUMNS,
     dedup_text,
     resolution_keys,
     resolve_bucket,
@@ -52,7 +53,9 @@ class _ReadKeysFn(beam.DoFn):
 
 
 def _key_new(table: pa.Table, buckets: int):
-    # Kept keys of the first pass, spread again by text hash (small: keys, not rows).
+    # Kept keys of the first pass, spread again by text hash (small: keys, not rows), without
+    # the tie-breaks of resolving: a quarter of the bytes this shuffle moved.
+    table = table.drop_columns([c for c in TIE_BREAK_COLUMNS if c in table.column_names])
     for bucket, part in split_buckets(table, table.column("text_hash").to_numpy(), buckets):
         yield bucket, ("new", part)
 
