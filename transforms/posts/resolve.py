@@ -41,8 +41,8 @@ RESOLVE_KEY_COLUMNS = [
     "source_line",
     "text_hash",
 ]
-# The kept keys' columns that only resolving reads (its tie-breaks): the steps after it
-# (``--dedup-text``, ``--dedup-near``, the references to staged rows) leave them behind.
+# The kept keys' columns that only resolving reads (its tie-breaks): what moves on after it
+# (to ``--dedup-text``, ``--dedup-near``) can leave them behind.
 TIE_BREAK_COLUMNS = ("source_uri", "source_line", "score")
 
 

@@ -100,8 +100,8 @@ def scrub_pii(text: str) -> tuple[str, int]:
 class _UrlSpans:
     """Where the URLs of a text are. URLs come in order and never overlap, so whether a position
     is inside one is a binary search, not a scan of every URL (a line of thousands of links and
-    addresses took minutes that way). Found on the first question: most texts hold nothing
-    that looks like an address or a phone number, and are never scanned for links."""
+    addresses took minutes that way). The links are found when first asked about: most texts
+    hold nothing that looks like an address or a phone number, and are never scanned for them."""
 
     def __init__(self, text: str):
         self._text = text
