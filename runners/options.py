@@ -29,6 +29,8 @@ _DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
 _BEAM_RUNNERS = {"dataflow": "DataflowRunner", "flink": "FlinkRunner", "spark": "SparkRunner"}
 # Worker processes log every bundle at INFO; the run report says what matters.
 _QUIET = "--default_sdk_harness_log_level=WARNING"
+# Worker processes end without walking their heap (runners.worker_exit).
+_WORKER_EXIT = "--beam_plugins=runners.worker_exit"
 
 # Below this much input, ``--runner local`` runs in this process: starting one worker process
 # per core costs ~1.5 s of CPU each (every worker imports Beam), more than parallelism saves
@@ -134,6 +136,7 @@ def local_flags(
     return [
         "--direct_running_mode=multi_processing",
         f"--direct_num_workers={workers or cores or os.cpu_count() or 1}",
+        _WORKER_EXIT,
     ]
 
 

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
+import apache_beam as beam
 import pytest
 
 from runners.options import SMALL_INPUT_BYTES, beam_options, local_flags, sized_for_input
 
 IN_PROCESS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+PROCESSES = ["--direct_running_mode=multi_processing"]
+PLUGIN = "--beam_plugins=runners.worker_exit"
 
 
 def _mode(options) -> tuple[str, str, int]:
@@ -29,11 +34,11 @@ def _mode(options) -> tuple[str, str, int]:
         (
             SMALL_INPUT_BYTES,
             None,
-            ["--direct_running_mode=multi_processing", "--direct_num_workers=4"],
+            [*PROCESSES, "--direct_num_workers=4", PLUGIN],
         ),
-        (None, None, ["--direct_running_mode=multi_processing", "--direct_num_workers=4"]),
-        (1, 3, ["--direct_running_mode=multi_processing", "--direct_num_workers=3"]),
-        (1, 1, ["--direct_running_mode=multi_processing", "--direct_num_workers=1"]),
+        (None, None, [*PROCESSES, "--direct_num_workers=4", PLUGIN]),
+        (1, 3, [*PROCESSES, "--direct_num_workers=3", PLUGIN]),
+        (1, 1, [*PROCESSES, "--direct_num_workers=1", PLUGIN]),
     ],
 )
 def test_local_flags_from_the_input_size(input_bytes, workers, expected):
@@ -95,3 +100,32 @@ def test_options_built_elsewhere_are_left_alone():
 
     options = PipelineOptions(["--runner=DirectRunner"])
     assert sized_for_input(options, 1) is options
+
+
+def test_worker_processes_load_the_exit_plugin(tmp_path):
+    out = str(tmp_path)
+
+    def note_what_the_worker_loaded(_):
+        # Nested, so that it is pickled by value: a worker cannot import this test module.
+        import os
+        import sys
+
+        with open(os.path.join(out, str(os.getpid())), "w") as f:
+            f.write(str("runners.worker_exit" in sys.modules))
+
+    with beam.Pipeline(options=beam_options("local", 1, [])) as p:
+        _ = p | beam.Create([0]) | beam.Map(note_what_the_worker_loaded)
+    (worker,) = tmp_path.iterdir()
+    assert int(worker.name) != os.getpid() and worker.read_text() == "True"
+
+
+def test_the_exit_plugin_freezes_the_heap_at_exit():
+    # atexit runs its handlers last in, first out: the check registered before the import
+    # runs after the plugin's handler.
+    code = (
+        "import atexit, gc; "
+        "atexit.register(lambda: print(gc.get_freeze_count() > 0)); "
+        "import runners.worker_exit"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "True", done.stderr
