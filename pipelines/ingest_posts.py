@@ -206,7 +206,7 @@ def build(pipeline, config: IngestPostsConfig, the_plan: Plan, progress=None):
             minhash=config.dedup_near is not None,
         )
     )
-    keys = chunks | "Keys" >> beam.FlatMap(lambda c: c.keys)
+    keys = chunks | "Keys" >> beam.FlatMap(lambda c: [c.keys] if c.keys else [])
     deletes = chunks | "Deletes" >> beam.FlatMap(lambda c: c.deletes)
     events = chunks | "Events" >> beam.FlatMap(lambda c: c.events)
     # The run's compliance state: every event of the run, in time order, on top of the

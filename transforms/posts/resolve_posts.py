@@ -30,6 +30,7 @@ from transforms.posts.resolve import (
     resolve_bucket,
 )
 from transforms.posts.rows import edit_roots, split_buckets
+from transforms.posts.stage_posts import StagedKeys
 
 __all__ = ["ResolvePosts"]
 
@@ -68,7 +69,8 @@ def _split(element):
 
 
 class _ResolveFn(beam.DoFn):
-    """Resolves one bucket: this run's staged keys of it against the committed ones."""
+    """Resolves one bucket: this run's staged keys of it (the bucket's batch of every chunk's
+    keys, ``staged``) against the committed ones (grouped with the bucket)."""
 
     def __init__(self, url, storage_options):
         self._url, self._storage_options = url, storage_options
@@ -76,8 +78,10 @@ class _ResolveFn(beam.DoFn):
     def setup(self):
         self._fs, self._root = open_url(self._url, self._storage_options)
 
-    def process(self, element, removals: Removals):
-        refs, old = _split(element)
+    def process(self, element, removals: Removals, staged: list[StagedKeys]):
+        bucket, _ = element
+        _, old = _split(element)
+        refs = [ref for keys in staged if (ref := keys.of_bucket(bucket)) is not None]
         if not refs and not old:
             return
         new = [read_staged(self._fs, self._root, ref) for ref in refs]
@@ -182,8 +186,7 @@ def _row_refs(kept: pa.Table):
 class ResolvePosts(beam.PTransform):
     """Keep one row per post, the latest version of each edited post, nothing deleted.
 
-    Input: ``{"keys": (bucket, StagedRows) references to staged resolution keys (see
-    ``StagePosts``), "removals": one ``Removals`` (the run's compliance state)}``. Output:
+    Input: ``{"keys": a ``StagedKeys`` for each chunk (see ``StagePosts``), "removals": one ``Removals`` (the run's compliance state)}``. Output:
     ``{"posts": StagedRows of the rows to write, "marked": tables of rows to write that
     compliance changed (withheld countries, scrubbed geo), "remove": (path, post_id) of
     committed rows to delete, ``(path, None)`` of committed files to rewrite with their marks,
@@ -230,16 +233,19 @@ class ResolvePosts(beam.PTransform):
         keys, removals = inputs["keys"], beam.pvalue.AsSingleton(inputs["removals"])
         p = keys.pipeline
         b = self._buckets
+        # Every bucket, with the committed keys that fall in it; the run's keys come as one
+        # reference a chunk (a side input), so what is shuffled grows with chunks plus
+        # buckets, not with their product.
         grouped = (
             (
-                keys | "TagNew" >> beam.Map(lambda kv: (kv[0], ("new", kv[1]))),
+                p | "Buckets" >> beam.Create([(bucket, ("new", None)) for bucket in range(b)]),
                 self._committed(p, "CommittedKeys", COMMITTED_KEY_COLUMNS, False),
             )
             | "JoinCommitted" >> beam.Flatten()
             | "GroupByEditRoot" >> beam.GroupByKey()
         )
         resolved = grouped | "Resolve" >> beam.ParDo(
-            _ResolveFn(self._url, self._storage_options), removals
+            _ResolveFn(self._url, self._storage_options), removals, beam.pvalue.AsList(keys)
         )
         kept = resolved | "Kept" >> beam.Map(lambda r: r.kept)
         tallies = resolved | "ResolveCounts" >> beam.Map(lambda r: dict(r.counts))
