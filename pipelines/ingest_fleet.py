@@ -159,7 +159,8 @@ def build(pipeline, config: IngestFleetConfig, the_plan: FleetPlan, progress=Non
     so = dict(config.storage_options)
     pieces = (
         pipeline
-        | "Sessions" >> beam.Create(the_plan.sessions)
+        # IngestSessions spreads the sessions over the workers (no second reshuffle here).
+        | "Sessions" >> beam.Create(the_plan.sessions, reshuffle=False)
         | "IngestSessions"
         >> IngestSessions(
             config.options(),

@@ -186,9 +186,12 @@ def build(pipeline, config: IngestPostsConfig, the_plan: Plan, progress=None):
     # rows move between the steps (see catalog.staging).
     chunks = (
         pipeline
+        # ParsePosts spreads the sources over the workers: Create's own reshuffle would be a
+        # second one, a stage of every run's start for nothing.
         | "Sources"
         >> beam.Create(
-            [s.uri for s in the_plan.sources] + [(s.uri, USER_IDS) for s in the_plan.user_sources]
+            [s.uri for s in the_plan.sources] + [(s.uri, USER_IDS) for s in the_plan.user_sources],
+            reshuffle=False,
         )
         | "ParsePosts"
         >> ParsePosts(
