@@ -186,7 +186,8 @@ def _row_refs(kept: pa.Table):
 class ResolvePosts(beam.PTransform):
     """Keep one row per post, the latest version of each edited post, nothing deleted.
 
-    Input: ``{"keys": a ``StagedKeys`` for each chunk (see ``StagePosts``), "removals": one ``Removals`` (the run's compliance state)}``. Output:
+    Input: ``{"keys": a ``StagedKeys`` for each chunk (see ``StagePosts``), "removals": one
+    ``Removals`` (the run's compliance state)}``. Output:
     ``{"posts": StagedRows of the rows to write, "marked": tables of rows to write that
     compliance changed (withheld countries, scrubbed geo), "remove": (path, post_id) of
     committed rows to delete, ``(path, None)`` of committed files to rewrite with their marks,

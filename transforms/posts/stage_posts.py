@@ -1,11 +1,10 @@
 """``StagePosts``: parsed chunks -> their rows in the run's staging area, keys by bucket.
 
 After parsing, the posts of a chunk are written once to the staging area (``catalog.staging``)
-and leave the pipeline's data plane: what flows on is a ``StagedChunk`` holding references to
-one reference to the chunk's resolution keys (``StagedKeys``: a file with one record batch
-per bucket), plus the chunk's compliance events, rejects and counts (small).
-``ResolvePosts`` reads the batch of its bucket from every chunk's keys;
-``WriteShards`` reads the rows that survive.
+and leave the pipeline's data plane: what flows on is a ``StagedChunk`` holding one reference
+to the chunk's resolution keys (``StagedKeys``: a file with one record batch per bucket), plus
+the chunk's compliance events, rejects and counts (small). ``ResolvePosts`` reads the batch of
+its bucket from every chunk's keys; ``WriteShards`` reads the rows that survive.
 
 With ``--dedup-near``, each post's MinHash signature is staged too, in a file of its own
 (``<chunk>.minhash.arrow``, batch for batch and row for row as the keys): resolving never
