@@ -47,7 +47,8 @@ class StagedKeys:
 
     One reference a chunk, not one a bucket: every bucket's reference to every chunk crossed
     the shuffle before, and the local runner holds all of them in memory -- chunks times
-    buckets, both growing with the input (18,800 references, ~13 MiB, at 2 M lines)."""
+    buckets, both growing with the input (18,800 references at 2 M lines: the runner process
+    held 226 MiB while resolving them, 203 MiB with one reference a chunk)."""
 
     path: str
     buckets: tuple[int, ...]
