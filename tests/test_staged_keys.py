@@ -19,6 +19,7 @@ def test_each_bucket_finds_its_keys_in_the_chunks_one_reference(tmp_path):
     buckets = 16
     staged = stage_chunk(fs, root, "run", ParsedChunk(posts, [], [], {}), buckets)
     assert isinstance(staged.keys, StagedKeys)
+    assert list(staged.keys.buckets) == sorted(set(staged.keys.buckets))  # of_bucket bisects
     seen = []
     for bucket in range(buckets):
         ref = staged.keys.of_bucket(bucket)

@@ -79,8 +79,8 @@ class _ResolveFn(beam.DoFn):
         self._fs, self._root = open_url(self._url, self._storage_options)
 
     def process(self, element, removals: Removals, staged: list[StagedKeys]):
-        bucket, _ = element
-        _, old = _split(element)
+        bucket, tagged = element
+        old = [t for tag, t in tagged if tag == "old"]
         refs = [ref for keys in staged if (ref := keys.of_bucket(bucket)) is not None]
         if not refs and not old:
             return
@@ -242,7 +242,9 @@ class ResolvePosts(beam.PTransform):
             (
                 p
                 | "Buckets"
-                >> beam.Create([(bucket, ("new", None)) for bucket in range(b)], reshuffle=False),
+                >> beam.Create(
+                    [(bucket, ("bucket", None)) for bucket in range(b)], reshuffle=False
+                ),
                 self._committed(p, "CommittedKeys", COMMITTED_KEY_COLUMNS, False),
             )
             | "JoinCommitted" >> beam.Flatten()

@@ -13,6 +13,7 @@ reads them, and ``DedupNear`` reads those of the kept posts (``read_signatures``
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -43,7 +44,8 @@ _SIG = "_minhash"
 class StagedKeys:
     """Where a chunk's resolution keys are staged (``resolution_keys`` plus ``_file``,
     ``_batch``, ``_row``, ``_dt``: where each row is staged and its partition): ``path``, one
-    record batch per bucket that holds any, ``buckets[i]`` being batch ``i``'s bucket.
+    record batch per bucket that holds any, ``buckets[i]`` (ascending) being batch ``i``'s
+    bucket.
 
     One reference a chunk, not one a bucket: every bucket's reference to every chunk crossed
     the shuffle before, and the local runner holds all of them in memory -- chunks times
@@ -55,9 +57,11 @@ class StagedKeys:
 
     def of_bucket(self, bucket: int) -> StagedRows | None:
         """The keys of ``bucket`` (None: the chunk has none)."""
-        if bucket not in self.buckets:
+        # Bisected: every bucket asks every chunk, and a chunk holds up to all the buckets.
+        i = bisect.bisect_left(self.buckets, bucket)
+        if i == len(self.buckets) or self.buckets[i] != bucket:
             return None
-        return StagedRows(self.path, self.buckets.index(bucket))
+        return StagedRows(self.path, i)
 
 
 @dataclass
