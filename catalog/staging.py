@@ -29,11 +29,14 @@ from fsspec import AbstractFileSystem
 from catalog.storage import is_local, join
 
 __all__ = [
+    "POSITION_COLUMNS",
     "STAGING_DIR",
+    "StagedPositions",
     "StagedRows",
     "merge_staged",
     "read_staged",
     "staged_batches",
+    "staged_rows",
     "staging_dir",
     "write_staged",
 ]
@@ -45,6 +48,8 @@ STAGING_DIR = "_staging"
 _OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4", use_threads=False)
 _PLAIN = pa.ipc.IpcWriteOptions(use_threads=False)
 _READ = pa.ipc.IpcReadOptions(use_threads=False)
+# The columns of a table of positions: each row names one staged row (file, batch, row).
+POSITION_COLUMNS = ("_file", "_batch", "_row")
 
 
 def staging_dir(run_id: str) -> str:
@@ -73,6 +78,36 @@ class StagedRows:
         # shuffled one in memory: as int64s, the row numbers of the rows a 1 M-line run writes
         # were 8 MB there. Packed, they take 1-2 bytes a row.
         return (_unpack, (self.path, self.batch, _pack_rows(self.rows), self.dt))
+
+
+@dataclass(frozen=True)
+class StagedPositions:
+    """Where rows to write are staged, itself staged: record batch ``batch`` of ``path`` is a
+    table of ``POSITION_COLUMNS``, one row per staged row (``staged_rows`` reads it).
+
+    The rows a run keeps are scattered over every chunk it staged, and a reference per chunk
+    and group of keys (``StagedRows``) grows as chunks times groups, both growing with the
+    input: on the local runner, which holds every shuffled reference, that was 30 MiB more in
+    its process at 1 M lines. A group's positions cross the shuffle as one such reference.
+    """
+
+    path: str
+    batch: int
+
+
+def staged_rows(
+    fs: AbstractFileSystem, root: str, positions: StagedPositions, dt: str = ""
+) -> list[StagedRows]:
+    """The rows ``positions`` names, as one ``StagedRows`` per staged record batch (of
+    partition ``dt``)."""
+    table = read_staged(fs, root, StagedRows(positions.path, positions.batch))
+    rows = table.column("_row").to_numpy()
+    return [
+        StagedRows(path, batch, np.sort(rows[group]), dt)
+        for path, batch, group in staged_batches(
+            table.column("_file"), table.column("_batch").to_numpy()
+        )
+    ]
 
 
 def _pack_rows(rows: np.ndarray | None):

@@ -260,7 +260,7 @@ def build(pipeline, config: IngestPostsConfig, the_plan: Plan, progress=None):
         rewritten | "RewriteCounts" >> beam.Map(lambda r: {"carried": r.kept.num_rows}),
     ) | "AllCounts" >> beam.Flatten()
     return {
-        "staged": resolved["posts"],
+        "positions": resolved["positions"],
         "data": (
             rewritten | "RewrittenRows" >> beam.Map(lambda r: r.kept),
             resolved["marked"],

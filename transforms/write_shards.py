@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -11,11 +12,22 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from apache_beam import pvalue
 
 from catalog import CommitRequest, Dataset
-from catalog.staging import StagedRows, merge_staged, read_staged, staging_dir
+from catalog.staging import (
+    POSITION_COLUMNS,
+    StagedPositions,
+    StagedRows,
+    merge_staged,
+    read_staged,
+    staged_rows,
+    staging_dir,
+    write_staged,
+)
 from catalog.storage import open_url
 from schemas import REJECTS_SCHEMA, SourceEntry, conform_table, kind_spec, reject_table
 from transforms.parquet_writer import RollingParquetWriter, WrittenFile
@@ -111,6 +123,8 @@ class _WriteGroupFn(beam.DoFn):
         for table in tables:  # streamed: a group's tables are never all in memory at once
             if isinstance(table, StagedRows):
                 staged.append(table)
+            elif isinstance(table, StagedPositions):
+                staged.extend(staged_rows(self._fs, self._root, table, dt))
             else:
                 self._write(out, table, reasons)
         # One batch read ahead keeps reading beside writing (a row group's write takes longer
@@ -129,6 +143,48 @@ class _WriteGroupFn(beam.DoFn):
     def _read(self, staged: StagedRows) -> pa.Table:
         # Runs in read_ahead's thread, one batch ahead of the writer.
         return conform_table(read_staged(self._fs, self._root, staged), self._schema)
+
+
+def _staged_writer(path: str, writers: int) -> int:
+    """The writer of a staged file's rows: all of them go to one, as a whole batch is read at once."""
+    return zlib.crc32(path.encode("utf-8")) % writers
+
+
+class _StagePositionsFn(beam.DoFn):
+    """A table of positions of rows to write (``POSITION_COLUMNS`` and ``_dt``) ->
+    ``((dt, writer), StagedPositions)`` for each writer group it has rows of, the group's
+    positions staged as one record batch: the shuffle moves one reference a group, not one a
+    staged batch (``StagedPositions``)."""
+
+    def __init__(self, url, storage_options, run_id, writers):
+        self._url, self._storage_options = url, storage_options
+        self._run_id, self._writers = run_id, writers
+
+    def setup(self):
+        self._fs, self._root = open_url(self._url, self._storage_options)
+
+    def process(self, table: pa.Table):
+        if table.num_rows == 0:
+            return
+        writers = self._writers
+        dts = pc.dictionary_encode(table.column("_dt")).combine_chunks()
+        files = pc.dictionary_encode(table.column("_file")).combine_chunks()
+        writer_of = np.array([_staged_writer(f, writers) for f in files.dictionary.to_pylist()])
+        group = (
+            dts.indices.to_numpy().astype(np.int64) * writers + writer_of[files.indices.to_numpy()]
+        )
+        order = np.argsort(group, kind="stable")
+        parts = np.split(order, np.flatnonzero(np.diff(group[order])) + 1)
+        positions = table.select(POSITION_COLUMNS)
+        # Named by its first row: every staged row is kept by one table of positions only, and
+        # a retry writes the same file again.
+        first = "\0".join(str(positions.column(c)[0].as_py()) for c in POSITION_COLUMNS)
+        name = hashlib.sha256(first.encode("utf-8")).hexdigest()[:24]
+        path = f"{staging_dir(self._run_id)}/{name}.positions.arrow"
+        write_staged(self._fs, self._root, path, [positions.take(part) for part in parts])
+        for batch, part in enumerate(parts):
+            dt, writer = divmod(int(group[part[0]]), writers)
+            yield (dts.dictionary[dt].as_py(), writer), StagedPositions(path, batch)
 
 
 def _as_rejects(element: Any, run_id: str) -> pa.Table:
@@ -266,7 +322,8 @@ class WriteShards(beam.PTransform):
     ``WrittenFile`` s a step wrote itself (named with ``shard_file_name``: tokens shards, whose
     row order is the content); ``staged`` are ``catalog.staging.StagedRows``: rows a step left
     in the run's staging area, read by the writer itself (the staging area is removed when the
-    run ends); ``stats`` are dicts of numbers, summed into the report's ``stats``;
+    run ends); ``positions`` are tables of where such rows are (``POSITION_COLUMNS`` of
+    ``catalog.staging`` and ``_dt``), for rows scattered over many staged batches; ``stats`` are dicts of numbers, summed into the report's ``stats``;
     ``tombstones`` are ``FileEntry`` s of ``tombstones/`` files the run wrote (posts: the
     compliance state it changed), listed by the version with its number; ``side_files`` are
     ``FileEntry`` s of ``minhash/`` and ``near_duplicates/`` files (``--dedup-near``), listed
@@ -353,6 +410,7 @@ class WriteShards(beam.PTransform):
         known = (
             "data",
             "staged",
+            "positions",
             "files",
             "rejects",
             "tallies",
@@ -362,10 +420,10 @@ class WriteShards(beam.PTransform):
             "side_files",
         )
         unknown = set(inputs) - set(known)
-        if unknown or not ({"data", "staged", "files"} & set(inputs)):
+        if unknown or not ({"data", "staged", "positions", "files"} & set(inputs)):
             raise ValueError(
-                f"WriteShards inputs {sorted(inputs)}: expected data, staged and/or files, and "
-                f"any of {', '.join(known[3:])}"
+                f"WriteShards inputs {sorted(inputs)}: expected data, staged, positions and/or "
+                f"files, and any of {', '.join(known[4:])}"
             )
         p = next(iter(inputs.values())).pipeline
 
@@ -387,13 +445,17 @@ class WriteShards(beam.PTransform):
         )
 
         def staged_key(rows: StagedRows):
-            writer = zlib.crc32(rows.path.encode("utf-8")) % writers
-            return (rows.dt, writer), rows
+            return (rows.dt, _staged_writer(rows.path, writers)), rows
 
         data_files = (
             (
                 empty("data") | "ConformAndPartition" >> beam.FlatMap(keyed),
                 empty("staged") | "StagedPartition" >> beam.Map(staged_key),
+                empty("positions")
+                | "StagePositions"
+                >> beam.ParDo(
+                    _StagePositionsFn(self._url, self._storage_options, self._run_id, writers)
+                ),
             )
             | "AllData" >> beam.Flatten()
             | "GroupByShard" >> beam.GroupByKey()

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from catalog.parquet import read_parquet
-from catalog.staging import StagedRows, read_staged, staged_batches
+from catalog.staging import POSITION_COLUMNS, StagedRows, read_staged, staged_batches
 from catalog.storage import open_url
 from schemas import POSTS
 from transforms.posts.removals import (
@@ -137,8 +137,9 @@ class _ScanCommittedFn(beam.DoFn):
 
 
 class _SplitMarkedFn(beam.DoFn):
-    """Kept keys -> ``([StagedRows of the rows to write as staged], [tables of the rows a
-    withheld or scrub_geo event changes, read and changed here])`` (few, when any)."""
+    """Kept keys -> ``(positions of the rows to write as staged (None: no such rows), [tables
+    of the rows a withheld or scrub_geo event changes, read and changed here])`` (few, when
+    any)."""
 
     def __init__(self, url, storage_options):
         self._url, self._storage_options = url, storage_options
@@ -155,7 +156,9 @@ class _SplitMarkedFn(beam.DoFn):
                     rows = read_staged(self._fs, self._root, ref)
                     marked.append(apply_marks(rows, removals))
                 kept = kept.filter(pc.invert(mask))
-        yield list(_row_refs(kept)), marked
+        # An empty bucket's keys may lack the columns saying where rows are staged.
+        positions = kept.select([*POSITION_COLUMNS, "_dt"]) if kept.num_rows else None
+        yield positions, marked
 
 
 def _empty_keys() -> pa.Table:
@@ -188,7 +191,8 @@ class ResolvePosts(beam.PTransform):
 
     Input: ``{"keys": a ``StagedKeys`` for each chunk (see ``StagePosts``), "removals": one
     ``Removals`` (the run's compliance state)}``. Output:
-    ``{"posts": StagedRows of the rows to write, "marked": tables of rows to write that
+    ``{"positions": tables of where the rows to write are staged (``POSITION_COLUMNS`` of
+    ``catalog.staging`` and ``_dt``; ``WriteShards`` takes them as they are), "marked": tables of rows to write that
     compliance changed (withheld countries, scrubbed geo), "remove": (path, post_id) of
     committed rows to delete, ``(path, None)`` of committed files to rewrite with their marks,
     "tallies": counts, "side_files": ``FileEntry`` s written by ``dedup_near``}``.
@@ -294,7 +298,8 @@ class ResolvePosts(beam.PTransform):
             scanned | "ScannedCounts" >> beam.Map(lambda s: s[1]),
         ) | "AllTallies" >> beam.Flatten()
         return {
-            "posts": split | "StagedRows" >> beam.FlatMap(lambda s: s[0]),
+            "positions": split
+            | "Positions" >> beam.FlatMap(lambda s: [] if s[0] is None else [s[0]]),
             "marked": split | "MarkedRows" >> beam.FlatMap(lambda s: s[1]),
             "remove": remove,
             "tallies": tallies,
