@@ -146,7 +146,7 @@ class _WriteGroupFn(beam.DoFn):
 
 
 def _staged_writer(path: str, writers: int) -> int:
-    """The writer of a staged file's rows: all of them go to one, as a whole batch is read at once."""
+    """The writer of a staged file's rows: one for all of them (a batch is read whole)."""
     return zlib.crc32(path.encode("utf-8")) % writers
 
 
@@ -323,16 +323,17 @@ class WriteShards(beam.PTransform):
     row order is the content); ``staged`` are ``catalog.staging.StagedRows``: rows a step left
     in the run's staging area, read by the writer itself (the staging area is removed when the
     run ends); ``positions`` are tables of where such rows are (``POSITION_COLUMNS`` of
-    ``catalog.staging`` and ``_dt``), for rows scattered over many staged batches; ``stats`` are dicts of numbers, summed into the report's ``stats``;
-    ``tombstones`` are ``FileEntry`` s of ``tombstones/`` files the run wrote (posts: the
-    compliance state it changed), listed by the version with its number; ``side_files`` are
-    ``FileEntry`` s of ``minhash/`` and ``near_duplicates/`` files (``--dedup-near``), listed
-    the same way. Every table
-    is checked against the kind's schema (a mismatch fails the run, naming the column). Rows
-    are split into hive ``dt=`` partitions when the kind has one, written as zstd Parquet files
-    of about ``target_file_bytes`` named ``<run_id>-<nnnnn>.parquet``, and committed as one
-    manifest version once everything is written. The output is a PCollection holding the run report as one dict (``status``
-    ``committed``, ``nothing-new`` or ``failed``).
+    ``catalog.staging`` and ``_dt``), for rows scattered over many staged batches, staged again
+    by writer so that one reference a writer crosses the shuffle; ``stats`` are dicts of
+    numbers, summed into the report's ``stats``; ``tombstones`` are ``FileEntry`` s of
+    ``tombstones/`` files the run wrote (posts: the compliance state it changed), listed by the
+    version with its number; ``side_files`` are ``FileEntry`` s of ``minhash/`` and
+    ``near_duplicates/`` files (``--dedup-near``), listed the same way. Every table is checked
+    against the kind's schema (a mismatch fails the run, naming the column). Rows are split
+    into hive ``dt=`` partitions when the kind has one, written as zstd Parquet files of about
+    ``target_file_bytes`` named ``<run_id>-<nnnnn>.parquet``, and committed as one manifest
+    version once everything is written. The output is a PCollection holding the run report as
+    one dict (``status`` ``committed``, ``nothing-new`` or ``failed``).
 
     Example::
 

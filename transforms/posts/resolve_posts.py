@@ -192,10 +192,10 @@ class ResolvePosts(beam.PTransform):
     Input: ``{"keys": a ``StagedKeys`` for each chunk (see ``StagePosts``), "removals": one
     ``Removals`` (the run's compliance state)}``. Output:
     ``{"positions": tables of where the rows to write are staged (``POSITION_COLUMNS`` of
-    ``catalog.staging`` and ``_dt``; ``WriteShards`` takes them as they are), "marked": tables of rows to write that
-    compliance changed (withheld countries, scrubbed geo), "remove": (path, post_id) of
-    committed rows to delete, ``(path, None)`` of committed files to rewrite with their marks,
-    "tallies": counts, "side_files": ``FileEntry`` s written by ``dedup_near``}``.
+    ``catalog.staging`` and ``_dt``, as ``WriteShards`` takes them), "marked": tables of rows
+    to write that compliance changed (withheld countries, scrubbed geo), "remove": (path,
+    post_id) of committed rows to delete, ``(path, None)`` of committed files to rewrite with
+    their marks, "tallies": counts, "side_files": ``FileEntry`` s written by ``dedup_near``}``.
 
     The keys of a bucket (every version of the posts whose edit root falls in it) meet the keys
     of the committed rows of ``files`` in the same bucket; each bucket is resolved on its own.
