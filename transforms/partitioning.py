@@ -5,6 +5,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterator
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -22,13 +23,34 @@ def split_partitions(table: pa.Table, spec: KindSpec) -> Iterator[tuple[str, pa.
         yield "", table
         return
     ts = table.column(spec.partition_by)
-    days = pc.strftime(pc.cast(ts, pa.timestamp(ts.type.unit, tz="UTC")), format="%Y-%m-%d")
-    unique = pc.unique(days).to_pylist()
-    if len(unique) == 1:
-        yield unique[0], table
+    if ts.null_count:
+        days = _format_days(ts)
+        unique = pc.unique(days).to_pylist()
+        if len(unique) == 1:
+            yield unique[0], table
+            return
+        for day in sorted(unique):
+            yield day, table.filter(pc.equal(days, day))
         return
-    for day in sorted(unique):
-        yield day, table.filter(pc.equal(days, day))
+    # A timestamp is stored as its UTC epoch count, so its day is a floor division; only the
+    # distinct days are formatted (formatting every row took ~5 ms a chunk of 10,000 posts).
+    per_day = _PER_DAY[ts.type.unit]
+    numbers = np.floor_divide(ts.combine_chunks().cast(pa.int64()).to_numpy(), per_day)
+    unique = np.unique(numbers)
+    names = _format_days(pa.array(unique * per_day).cast(ts.type)).to_pylist()
+    if len(unique) == 1:
+        yield names[0], table
+        return
+    for name, number in sorted(zip(names, unique, strict=True)):
+        yield name, table.filter(pa.array(numbers == number))
+
+
+# Timestamp units per day.
+_PER_DAY = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
+
+
+def _format_days(ts) -> pa.Array | pa.ChunkedArray:
+    return pc.strftime(pc.cast(ts, pa.timestamp(ts.type.unit, tz="UTC")), format="%Y-%m-%d")
 
 
 def partition_dir(dt: str) -> str:
