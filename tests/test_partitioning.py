@@ -47,3 +47,9 @@ def test_one_day_is_the_whole_table():
     spec = dataclasses.replace(POSTS, partition_by="created_at")
     ((day, rows),) = split_partitions(table, spec)
     assert day == "2026-09-21" and rows is table
+
+
+def test_a_null_time_is_an_error_not_a_day():
+    ts = pa.array([1_790_000_000_000, None], pa.timestamp("ms", tz="UTC"))
+    with pytest.raises(ValueError, match="created_at: 1 nulls"):
+        list(split_partitions(pa.table({"created_at": ts}), POSTS))
