@@ -35,6 +35,7 @@ __all__ = [
     "StagedRows",
     "merge_staged",
     "read_staged",
+    "rows_at",
     "staged_batches",
     "staged_rows",
     "staging_dir",
@@ -48,8 +49,9 @@ STAGING_DIR = "_staging"
 _OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4", use_threads=False)
 _PLAIN = pa.ipc.IpcWriteOptions(use_threads=False)
 _READ = pa.ipc.IpcReadOptions(use_threads=False)
-# The columns of a table of positions: each row names one staged row (file, batch, row).
-POSITION_COLUMNS = ("_file", "_batch", "_row")
+# The columns of a table of positions: each row names one staged row (file, record batch, row)
+# and its ``dt`` partition.
+POSITION_COLUMNS = ("_file", "_batch", "_row", "_dt")
 
 
 def staging_dir(run_id: str) -> str:
@@ -95,19 +97,22 @@ class StagedPositions:
     batch: int
 
 
-def staged_rows(
-    fs: AbstractFileSystem, root: str, positions: StagedPositions, dt: str = ""
-) -> list[StagedRows]:
-    """The rows ``positions`` names, as one ``StagedRows`` per staged record batch (of
-    partition ``dt``)."""
-    table = read_staged(fs, root, StagedRows(positions.path, positions.batch))
-    rows = table.column("_row").to_numpy()
+def rows_at(positions: pa.Table) -> list[StagedRows]:
+    """A table of positions (``POSITION_COLUMNS``) -> one ``StagedRows`` per staged record
+    batch it names, with its rows in ascending order."""
+    rows = positions.column("_row").to_numpy()
+    dts = positions.column("_dt")
     return [
-        StagedRows(path, batch, np.sort(rows[group]), dt)
+        StagedRows(path, batch, np.sort(rows[group]), dts[int(group[0])].as_py())
         for path, batch, group in staged_batches(
-            table.column("_file"), table.column("_batch").to_numpy()
+            positions.column("_file"), positions.column("_batch").to_numpy()
         )
     ]
+
+
+def staged_rows(fs: AbstractFileSystem, root: str, positions: StagedPositions) -> list[StagedRows]:
+    """The rows the staged ``positions`` name (``rows_at``)."""
+    return rows_at(read_staged(fs, root, StagedRows(positions.path, positions.batch)))
 
 
 def _pack_rows(rows: np.ndarray | None):

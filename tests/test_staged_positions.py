@@ -57,12 +57,12 @@ def test_each_writer_group_reads_exactly_its_rows(tmp_path):
     assert len({ref.path for _, ref in out}) == 1  # one staged file for the whole table
     for (dt, writer), ref in out:
         assert isinstance(ref, StagedPositions)
-        got = merge_staged(staged_rows(fs, root, ref, dt))
+        got = merge_staged(staged_rows(fs, root, ref))
         want = _expected(table, dt, writer, 2)
         assert [(g.path, g.batch, g.dt) for g in got] == [(w.path, w.batch, w.dt) for w in want]
         for g, w in zip(got, want, strict=True):
             assert g.rows.tolist() == w.rows.tolist()
-    total = sum(len(r.rows) for (dt, _), ref in out for r in staged_rows(fs, root, ref, dt))
+    total = sum(len(r.rows) for (dt, _), ref in out for r in staged_rows(fs, root, ref))
     assert total == table.num_rows  # every position once
 
 

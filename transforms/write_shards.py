@@ -124,7 +124,7 @@ class _WriteGroupFn(beam.DoFn):
             if isinstance(table, StagedRows):
                 staged.append(table)
             elif isinstance(table, StagedPositions):
-                staged.extend(staged_rows(self._fs, self._root, table, dt))
+                staged.extend(staged_rows(self._fs, self._root, table))
             else:
                 self._write(out, table, reasons)
         # One batch read ahead keeps reading beside writing (a row group's write takes longer
@@ -151,7 +151,7 @@ def _staged_writer(path: str, writers: int) -> int:
 
 
 class _StagePositionsFn(beam.DoFn):
-    """A table of positions of rows to write (``POSITION_COLUMNS`` and ``_dt``) ->
+    """A table of positions of rows to write (``POSITION_COLUMNS``) ->
     ``((dt, writer), StagedPositions)`` for each writer group it has rows of, the group's
     positions staged as one record batch: the shuffle moves one reference a group, not one a
     staged batch (``StagedPositions``)."""
@@ -323,7 +323,7 @@ class WriteShards(beam.PTransform):
     row order is the content); ``staged`` are ``catalog.staging.StagedRows``: rows a step left
     in the run's staging area, read by the writer itself (the staging area is removed when the
     run ends); ``positions`` are tables of where such rows are (``POSITION_COLUMNS`` of
-    ``catalog.staging`` and ``_dt``), for rows scattered over many staged batches, staged again
+    ``catalog.staging``), for rows scattered over many staged batches, staged again
     by writer so that one reference a writer crosses the shuffle; ``stats`` are dicts of
     numbers, summed into the report's ``stats``; ``tombstones`` are ``FileEntry`` s of
     ``tombstones/`` files the run wrote (posts: the compliance state it changed), listed by the

@@ -6,12 +6,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import apache_beam as beam
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from catalog.parquet import read_parquet
-from catalog.staging import POSITION_COLUMNS, StagedRows, read_staged, staged_batches
+from catalog.staging import POSITION_COLUMNS, read_staged, rows_at
 from catalog.storage import open_url
 from schemas import POSTS
 from transforms.posts.removals import (
@@ -152,12 +151,12 @@ class _SplitMarkedFn(beam.DoFn):
         if removals.marks and kept.num_rows:
             mask = needs_marks(kept, removals)
             if pc.any(mask).as_py():
-                for ref in _row_refs(kept.filter(mask)):
+                for ref in rows_at(kept.filter(mask)):
                     rows = read_staged(self._fs, self._root, ref)
                     marked.append(apply_marks(rows, removals))
                 kept = kept.filter(pc.invert(mask))
         # An empty bucket's keys may lack the columns saying where rows are staged.
-        positions = kept.select([*POSITION_COLUMNS, "_dt"]) if kept.num_rows else None
+        positions = kept.select(POSITION_COLUMNS) if kept.num_rows else None
         yield positions, marked
 
 
@@ -174,25 +173,13 @@ def _dedup_text(element):
     yield kept, {"deduplicated:text": dropped} if dropped else {}
 
 
-def _row_refs(kept: pa.Table):
-    """Kept keys -> one ``StagedRows`` per staged record batch they come from."""
-    if kept.num_rows == 0:
-        return  # an empty bucket's keys may lack the columns saying where rows are staged
-    rows = kept.column("_row").to_numpy()
-    dts = kept.column("_dt")
-    for path, batch, group in staged_batches(
-        kept.column("_file"), kept.column("_batch").to_numpy()
-    ):
-        yield StagedRows(path, batch, np.sort(rows[group]), dts[int(group[0])].as_py())
-
-
 class ResolvePosts(beam.PTransform):
     """Keep one row per post, the latest version of each edited post, nothing deleted.
 
     Input: ``{"keys": a ``StagedKeys`` for each chunk (see ``StagePosts``), "removals": one
     ``Removals`` (the run's compliance state)}``. Output:
     ``{"positions": tables of where the rows to write are staged (``POSITION_COLUMNS`` of
-    ``catalog.staging`` and ``_dt``, as ``WriteShards`` takes them), "marked": tables of rows
+    ``catalog.staging``, as ``WriteShards`` takes them), "marked": tables of rows
     to write that compliance changed (withheld countries, scrubbed geo), "remove": (path,
     post_id) of committed rows to delete, ``(path, None)`` of committed files to rewrite with
     their marks, "tallies": counts, "side_files": ``FileEntry`` s written by ``dedup_near``}``.
